@@ -1,0 +1,75 @@
+"""The application factory: one place that wires features, database, errors and docs together."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from advanced_alchemy.extensions.litestar import (
+    AsyncSessionConfig,
+    SQLAlchemyAsyncConfig,
+    SQLAlchemyPlugin,
+)
+from litestar import Litestar, MediaType, Response, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+from litestar.template import TemplateConfig
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from comments import db
+from comments.config import Settings
+from comments.errors import EXCEPTION_HANDLERS
+from comments.widget import routes as widget
+
+log = logging.getLogger("comments")
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@get("/healthz", media_type=MediaType.JSON, cache=False)
+async def healthz(db_engine: NamedDependency[AsyncEngine]) -> Response[dict[str, str]]:
+    """Liveness and readiness: 200 only when the database answers, 503 otherwise."""
+    try:
+        async with db_engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (OSError, SQLAlchemyError):
+        log.warning("health check: the database does not answer")
+        return Response({"status": "unavailable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the ASGI app for the given settings (read from the environment when omitted)."""
+    settings = (settings or Settings()).with_secret()
+    engine = db.create_engine(settings)
+    alchemy = SQLAlchemyAsyncConfig(
+        engine_instance=engine,
+        session_config=AsyncSessionConfig(class_=AsyncSession, expire_on_commit=False),
+        before_send_handler="autocommit_include_redirects",
+        session_dependency_key="db_session",
+        engine_dependency_key="db_engine",
+        set_default_exception_handler=False,
+    )
+    return Litestar(
+        route_handlers=[healthz, *widget.ROUTES],
+        plugins=[SQLAlchemyPlugin(config=alchemy)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_shutdown=[engine.dispose],
+        state=State({"settings": settings}),
+        template_config=TemplateConfig(
+            directory=[PACKAGE_DIR / "widget" / "templates"],
+            engine=JinjaTemplateEngine,
+        ),
+        openapi_config=OpenAPIConfig(
+            title="comments",
+            version="0.1.0",
+            description="Self-hosted comments: public reader API, moderation and export.",
+            path="/schema",
+        ),
+        debug=settings.debug,
+    )

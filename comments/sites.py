@@ -1,0 +1,73 @@
+"""Sites: lookups every feature needs, and the set-up the CLI does."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from sqlmodel import col, select
+
+from comments.errors import Conflict, FieldError, InvalidInput, NotFound
+from comments.models import Site
+
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+DEMO_SLUG = "demo"
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of a URL, lowercased, or None when it is not http(s)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    port = f":{parts.port}" if parts.port and parts.port != {"http": 80, "https": 443}[parts.scheme.lower()] else ""
+    return f"{parts.scheme.lower()}://{parts.hostname.lower()}{port}"
+
+
+async def get_site(session: AsyncSession, *, slug: str) -> Site:
+    """The site with this slug.
+
+    Raises:
+        NotFound: no such site.
+    """
+    site = (await session.exec(select(Site).where(col(Site.slug) == slug))).first()
+    if site is None:
+        raise NotFound(f"Unknown site: {slug!r}.")
+    return site
+
+
+async def list_sites(session: AsyncSession) -> list[Site]:
+    """Every site, by slug."""
+    return list((await session.exec(select(Site).order_by(col(Site.slug)))).all())
+
+
+async def create_site(session: AsyncSession, *, slug: str, name: str, origins: list[str]) -> Site:
+    """Register a site and the origins its pages are served from.
+
+    Raises:
+        InvalidInput: a slug or origin is malformed.
+        Conflict: the slug is taken.
+    """
+    errors: list[FieldError] = []
+    if not slug or len(slug) > 64 or not all(c.isalnum() or c in "-_" for c in slug):
+        errors.append(FieldError("slug", "Use 1 to 64 letters, digits, '-' or '_'."))
+    normalized = [origin_of(o) for o in origins]
+    for given, origin in zip(origins, normalized, strict=True):
+        if origin is None:
+            errors.append(FieldError("origin", f"Not an http(s) origin: {given!r}."))
+    if errors:
+        raise InvalidInput(errors)
+    if (await session.exec(select(Site.id).where(col(Site.slug) == slug))).first() is not None:
+        raise Conflict(f"A site with the slug {slug!r} already exists.")
+    site = Site(slug=slug, name=name or slug, origins=sorted({o for o in normalized if o}))
+    session.add(site)
+    await session.flush()
+    return site
+
+
+async def ensure_demo_site(session: AsyncSession, *, base_url: str) -> Site | None:
+    """Create the demo site on an empty database; returns it only when it was created now."""
+    if (await session.exec(select(Site.id).limit(1))).first() is not None:
+        return None
+    return await create_site(session, slug=DEMO_SLUG, name="Demo", origins=[base_url])
