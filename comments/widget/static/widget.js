@@ -286,7 +286,9 @@
         errs[key] = h('span', { class: 'comments-field-error', id: id + '-error' });
         input.addEventListener('input', () => setError(key, ''));
         return h('p', { class: 'comment-form-' + key },
-          h('label', { for: id }, label, required && ' ', required && h('span', { class: 'required', 'aria-hidden': 'true' }, '*')),
+          // The asterisk sits outside the label so that the label text is exactly the field name.
+          h('label', { for: id, text: label }), required && ' ',
+          required && h('span', { class: 'required', 'aria-hidden': 'true', text: '*' }),
           input, errs[key]);
       };
       title = h('span', { text: S.leaveReply });
