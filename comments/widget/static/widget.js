@@ -151,8 +151,10 @@
 
     function start() {
       // A server-rendered no-JS fallback stays visible (and usable) until the widget can replace it.
-      if (!hadFallback) root.replaceChildren(h('p', { class: 'comments-loading', text: S.loading }));
-      root.setAttribute('aria-busy', 'true');
+      if (!hadFallback) {
+        root.replaceChildren(h('p', { class: 'comments-loading', text: S.loading }));
+        root.setAttribute('aria-busy', 'true');
+      }
       api('GET', { site, thread })
         .then((r) => {
           if (!r.ok) throw r;
