@@ -1,0 +1,1 @@
+"""For readers: the Leave-a-Reply write path (JSON and no-JS form posts), abuse checks, auto-moderation."""
