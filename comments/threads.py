@@ -17,13 +17,21 @@ def visible_ids(rows: list[tuple[int, int | None, CommentStatus]]) -> set[int]:
 
     A reply whose parent is trashed, spammed or pending is hidden with it (and comes
     back when the parent is restored), so the public never sees an orphaned reply.
-    `rows` are (id, parent_id, status) in id order, so parents come before children.
+    `rows` are (id, parent_id, status) in any order: imported replies can be older
+    (smaller ids) than their parents, so this walks up the tree instead of relying on id order.
     """
-    shown: set[int] = set()
-    for comment_id, parent_id, status in sorted(rows, key=lambda row: row[0]):
-        if status == CommentStatus.approved and (parent_id is None or parent_id in shown):
-            shown.add(comment_id)
-    return shown
+    parent_of = {comment_id: parent_id for comment_id, parent_id, _ in rows}
+    approved = {comment_id for comment_id, _, status in rows if status == CommentStatus.approved}
+    known: dict[int, bool] = {}
+    for start in parent_of:
+        chain: list[int] = []
+        node: int | None = start
+        while node is not None and node not in known and node in approved and node not in chain:
+            chain.append(node)
+            node = parent_of.get(node, -1)  # -1: a parent outside the thread hides the reply
+        shown = known[node] if node is not None and node in known else node is None
+        known.update(dict.fromkeys(chain, shown))
+    return {comment_id for comment_id, shown in known.items() if shown}
 
 
 async def refresh_thread(session: AsyncSession, thread_id: int) -> None:

@@ -215,6 +215,7 @@ class _Importer:
     def _row(self, entry: ImportedComment) -> dict[str, Any]:
         content = _text(entry.content_raw)
         email = _text(entry.author_email).strip()
+        name = _text(entry.author_name)
         return {
             "site_id": self.site_id,
             "thread_id": self.threads[entry.thread.key],
@@ -223,7 +224,7 @@ class _Importer:
             "depth": 0,
             "status": entry.status,
             "reason": _cut(entry.reason, 200),
-            "author_name": (_text(entry.author_name).strip() or "Anonymous")[:245],
+            "author_name": (name if name.strip() else "Anonymous")[:245],
             # An address over the form's 100-character limit is not one we could have taken: drop it.
             "author_email": email if len(email) <= 100 else "",
             "author_url": _url(entry.author_url, 200),
@@ -282,7 +283,10 @@ class _Importer:
         self.refs.update(await self._existing(session, {p for _, _, p, _ in self.pending} - self.refs.keys()))
         parents: dict[int, dict[int, int | None]] = {}
         for comment_id, thread_id, parent_source_id, _where in self.pending:
-            parents.setdefault(thread_id, {})[comment_id] = self.refs.get(parent_source_id)
+            parent_id = self.refs.get(parent_source_id)
+            if parent_id is None:
+                self.report.orphans += 1  # the file's export lost the parent: keep the reply, top-level
+            parents.setdefault(thread_id, {})[comment_id] = parent_id
         where = {comment_id: place for comment_id, _, _, place in self.pending}
         for thread_id in sorted(self.report.thread_ids):
             linked = parents.get(thread_id, {})

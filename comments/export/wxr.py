@@ -276,7 +276,7 @@ def _comment(element: Element, *, thread: ImportedThread, origin: str, where: st
         parent_source_id=safexml.make_source_id("wxr", origin, parent) if parent not in ("", "0") else None,
         thread=thread,
         status=FROM_APPROVED.get(field("approved"), CommentStatus.pending),
-        author_name=field("author"),
+        author_name=safexml.raw_child_text(element, "comment_author"),
         author_email=field("author_email"),
         author_url=field("author_url") or None,
         content_raw=safexml.raw_child_text(element, "comment_content"),
