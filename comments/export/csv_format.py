@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import enum
-import io
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,32 +37,55 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+# Columns that are never text: everything else may hold what a reader typed and is neutralized.
+NOT_TEXT = frozenset({"id", "parent_id", "root_id", "depth", "moderated_by", "thread_id", "thread_is_open"})
+FLAGS = frozenset({"thread_is_open"})
+
+
 class CsvWriter:
-    """A header row, then one row per comment (RFC 4180 quoting, CRLF line ends)."""
+    """A header row, then one row per comment: RFC 4180 quoting (as the csv module's QUOTE_MINIMAL), CRLF.
+
+    Rows are formatted here rather than by `csv.writer`, which copies every character one by one
+    and took three quarters of a million-row export; `str` methods scan in C at memchr speed.
+    """
 
     media_type = MEDIA_TYPE
     extension = EXTENSION
 
     def __init__(self, columns: Sequence[str]) -> None:
         self.columns = tuple(columns)
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer)
-
-    def _take(self) -> bytes:
-        text = self._buffer.getvalue()
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        return text.encode()
+        self._text = [i for i, name in enumerate(self.columns) if name not in NOT_TEXT]
+        self._flags = [i for i, name in enumerate(self.columns) if name in FLAGS]
+        self._numbers = [i for i, name in enumerate(self.columns) if name in NOT_TEXT and name not in FLAGS]
 
     def begin(self) -> bytes:
         """The header row (UTF-8 without BOM)."""
-        self._writer.writerow(self.columns)
-        return self._take()
+        return (",".join(self.columns) + "\r\n").encode()
 
     def rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
         """The rows of one batch."""
-        self._writer.writerows([[cell(value) for value in row] for row in rows])
-        return self._take()
+        text, flags, numbers, prefixes = self._text, self._flags, self._numbers, FORMULA_PREFIXES
+        lines = []
+        for row in rows:
+            values = list(row)
+            for i in text:
+                value = values[i]
+                if not value:
+                    values[i] = ""
+                    continue
+                if value.startswith(prefixes):
+                    value = "'" + value
+                if '"' in value or "," in value or "\n" in value or "\r" in value:
+                    value = '"' + value.replace('"', '""') + '"'
+                values[i] = value
+            for i in numbers:
+                value = values[i]
+                values[i] = "" if value is None else str(value)
+            for i in flags:
+                values[i] = "true" if values[i] else "false"
+            lines.append(",".join(values))
+        lines.append("")
+        return "\r\n".join(lines).encode()
 
     def end(self) -> bytes:
         """Nothing follows the last row."""

@@ -20,7 +20,7 @@ EXTENSION = "jsonl"
 
 
 class JsonlWriter:
-    """Encodes batches of export rows; msgspec writes aware datetimes as RFC 3339 with `Z`."""
+    """Encodes batches of export rows, one JSON object per line, keys in column order."""
 
     media_type = MEDIA_TYPE
     extension = EXTENSION
@@ -28,6 +28,8 @@ class JsonlWriter:
     def __init__(self, columns: Sequence[str]) -> None:
         self.columns = tuple(columns)
         self._encoder = msgspec.json.Encoder()
+        # A struct built positionally from each row encodes as an object several times faster than a dict.
+        self._record = msgspec.defstruct("ExportRecord", [(name, Any) for name in self.columns])
 
     def begin(self) -> bytes:
         """Nothing precedes the first line."""
@@ -35,8 +37,8 @@ class JsonlWriter:
 
     def rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
         """One line per row, each ending in a newline."""
-        names = self.columns
-        return self._encoder.encode_lines([dict(zip(names, row, strict=True)) for row in rows])
+        record = self._record
+        return self._encoder.encode_lines([record(*row) for row in rows])
 
     def end(self) -> bytes:
         """Nothing follows the last line."""

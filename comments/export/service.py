@@ -50,17 +50,32 @@ class ExportWriter(Protocol):
     def end(self) -> bytes: ...
 
 
-def _column_expressions(site: Site) -> dict[str, sa.ColumnElement[Any]]:
+# Timestamps leave the database already as RFC 3339 text (`2026-11-25T10:00:00.000000Z`, identical on
+# both backends): parsing a million rows into datetimes only to format them again was a third of
+# the export's time on SQLite, where they are stored as `2026-11-25 10:00:00.000000`.
+TIMESTAMP_COLUMNS = ("created_at", "updated_at", "moderated_at")
+
+
+def _rfc3339(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
+    if dialect == "sqlite":
+        return sa.func.replace(sa.type_coerce(column, sa.String), " ", "T", type_=sa.String) + "Z"
+    utc = sa.func.timezone("UTC", column)
+    return sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"', type_=sa.String)
+
+
+def _column_expressions(site: Site, dialect: str) -> dict[str, sa.ColumnElement[Any]]:
     c, t = COMMENT.c, THREAD.c
     names = {name: c[name] for name in RECORD_COLUMNS if name in c}
+    names |= {name: _rfc3339(c[name], dialect) for name in TIMESTAMP_COLUMNS}
     return names | {
+        "status": sa.type_coerce(c.status, sa.String),  # the stored value is the enum's value
         "site": sa.literal(site.slug, sa.String),
         "thread_id": c.thread_id,
         "thread_key": t.key,
         "thread_title": t.title,
         "thread_url": t.url,
         "thread_is_open": t.is_open,
-        "thread_created_at": t.created_at,
+        "thread_created_at": _rfc3339(t.created_at, dialect),
     }
 
 
@@ -96,7 +111,8 @@ async def _thread_ids(session: AsyncSession, *, site: Site, keys: Iterable[str])
 async def _export_statement(
     session: AsyncSession, *, site: Site, fmt: ExportFormat, options: ExportOptions
 ) -> sa.Select[Any]:
-    expressions = _column_expressions(site)
+    dialect = session.get_bind().dialect.name
+    expressions = _column_expressions(site, dialect)
     columns = export_columns(fmt, personal_data=options.personal_data)
     c = COMMENT.c
     stmt = sa.select(*(expressions[name].label(name) for name in columns)).select_from(
@@ -105,7 +121,7 @@ async def _export_statement(
     if options.thread_keys:
         thread_ids = await _thread_ids(session, site=site, keys=options.thread_keys)
         stmt = stmt.where(c.site_id == site.id, c.thread_id.in_(thread_ids))
-    elif session.get_bind().dialect.name == "sqlite":
+    elif dialect == "sqlite":
         # Without statistics SQLite takes the (site_id, status, ...) index for `site_id = ?` and then
         # sorts every row of the site before returning the first. `site_id + 0` cannot use an index,
         # so it walks the table in id order (or the thread index, for WXR) and streams at once.

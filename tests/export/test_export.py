@@ -28,7 +28,8 @@ WXR_COMMENT_FIELDS = [
 
 
 def iso(value) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+    """How exports write times: RFC 3339, UTC, always with microseconds."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def test_jsonl_has_every_field_of_every_comment(session: AsyncSession, populated: Populated) -> None:
@@ -197,3 +198,25 @@ async def test_export_streams_in_batches(session: AsyncSession, populated: Popul
     assert counts == [2, 2, 2, 1]
     assert len(chunks) == 6  # header, four batches, footer
     assert len(ET.fromstring(b"".join(chunks)).findall("channel/item")) == 2
+
+
+def test_csv_quoting_matches_the_csv_module() -> None:
+    columns = ["id", "author_name", "content_raw", "thread_is_open", "parent_id"]
+    tricky = [
+        (1, 'He said "hi", twice', "line one\nline two", True, None),
+        (2, "comma, inside", "cr\ronly", False, 7),
+        (3, "", None, True, 0),
+        (4, "=1+1", '"=quoted"', False, None),
+        (5, "😀 ünïcode", 'a\r\nb,c"d', True, 3),
+    ]
+    data = csv_format.CsvWriter(columns).begin() + csv_format.CsvWriter(columns).rows(tricky)
+    parsed = list(csv.reader(io.StringIO(data.decode(), newline="")))
+    assert parsed[0] == columns
+    expected = [
+        [str(i), csv_format.cell(name), csv_format.cell(content), "true" if flag else "false", csv_format.cell(parent)]
+        for i, name, content, flag, parent in tricky
+    ]
+    assert parsed[1:] == expected
+    reference = io.StringIO(newline="")
+    csv.writer(reference).writerows(expected)
+    assert data.decode().split("\r\n", 1)[1] == reference.getvalue()
