@@ -1,0 +1,1 @@
+"""Self-hosted comments: reader replies, moderation and export."""
