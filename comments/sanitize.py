@@ -13,11 +13,11 @@ import re
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import idna
 from bleach.linkifier import LinkifyFilter, build_url_re
-from bleach.sanitizer import BleachSanitizerFilter, Cleaner
+from bleach.sanitizer import Cleaner
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -62,7 +62,8 @@ _VOID_TAGS: frozenset[str] = frozenset({"br"})
 # Restricted alone, it would still link the "example.com" of "ftp://example.com"
 # as http://example.com, so a match may not start right after "/" or ":".
 _URL_RE = re.compile(
-    r"(?<![/:])" + build_url_re(protocols=["http", "https"]).pattern, re.IGNORECASE | re.VERBOSE | re.UNICODE
+    r"(?<![/:])" + build_url_re(protocols=["http", "https"]).pattern,
+    re.IGNORECASE | re.VERBOSE | re.UNICODE,
 )
 
 # A blank line: a newline, then at least one more, with only spaces or tabs between.
@@ -72,7 +73,8 @@ _NEWLINE_AFTER_BR_RE = re.compile(r"\A[ \t]*\n")
 _CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Lone surrogates (from JSON "\ud800") would make the text unencodable as UTF-8.
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_LINK_SCHEME_RE = re.compile(r"(https?|mailto):", re.IGNORECASE)
+# "http:" must be followed by "//": "https:javascript:..." is no link a reader means.
+_LINK_SCHEME_RE = re.compile(r"(?:https?:(?=//)|mailto:)", re.IGNORECASE)
 _HTML_SPACE = " \t\n\r\f"
 _LAYOUT_SPACE = " \t\n"
 
@@ -139,7 +141,8 @@ def clean(text: str) -> str:
     text = _SURROGATE_RE.sub("\ufffd", text)
     if not text.strip():
         return ""
-    return _cleaner().clean(text)
+    html: str = _cleaner().clean(text)
+    return html
 
 
 def clean_url(url: str) -> str | None:
@@ -214,28 +217,36 @@ def _cleaner() -> Cleaner:
             protocols=_ALLOWED_PROTOCOLS,
             strip=False,
             strip_comments=True,
-            filters=[_CommentFilter],
+            # Cast: bleach types a filter as an html5lib Filter subclass; ours only
+            # needs to be a callable taking source= and returning a token iterable.
+            filters=[cast("Any", _CommentFilter)],
         )
         _local.cleaner = cleaner
     return cleaner
 
 
-class _CommentFilter(LinkifyFilter):
+class _CommentFilter:
     """Linkify, then enforce the link policy and lay out paragraphs.
 
-    One filter class rather than two, because bleach runs filters after its
+    One filter rather than two, because bleach runs filters after its
     sanitizer: the links that linkify creates would otherwise never be checked.
     """
 
-    def __init__(self, source: BleachSanitizerFilter) -> None:
+    def __init__(self, source: Iterable[_Token]) -> None:
         # No callbacks: rel and href are enforced on the finished tree in
         # _enforce_links, for linkified links and the reader's own alike.
-        super().__init__(source, callbacks=[], skip_tags={"pre", "code"}, parse_email=False, url_re=_URL_RE)  # type: ignore[arg-type]
+        self._linkified: Iterable[_Token] = LinkifyFilter(
+            cast("Any", source),
+            callbacks=[],
+            skip_tags={"pre", "code"},
+            parse_email=False,
+            url_re=_URL_RE,
+        )
 
     def __iter__(self) -> Iterator[_Token]:
-        root = _build_tree(super().__iter__())
+        root = _build_tree(self._linkified)
         _enforce_links(root)
-        return iter(list(_emit_children(_layout_top(root.children))))
+        return _emit_children(_layout_top(root.children))
 
 
 def _build_tree(tokens: Iterable[_Token]) -> _Element:
@@ -294,7 +305,7 @@ def _enforce_links(element: _Element) -> None:
 
 
 def _link_href(raw: str | None) -> str | None:
-    """Return href as served, or None when it is not an absolute http(s)/mailto URL.
+    """Return href as served, or None unless it is an absolute ``http(s)://`` or ``mailto:`` URL.
 
     bleach keeps relative URLs ("/x", "x.html", "#x") when http is allowed,
     keeps leading whitespace, and keeps character references in the scheme
@@ -307,7 +318,7 @@ def _link_href(raw: str | None) -> str | None:
     match = _LINK_SCHEME_RE.match(value)
     if match is None:
         return None
-    return match.group(1).lower() + value[match.end(1) :]
+    return value[: match.end()].lower() + value[match.end() :]
 
 
 # -- layout ------------------------------------------------------------------
@@ -406,9 +417,19 @@ def _emit(node: _Node) -> Iterator[_Token]:
     elif isinstance(node, _Entity):
         yield {"type": "Entity", "name": node.name}
     elif node.name in _VOID_TAGS:
-        yield {"type": "EmptyTag", "name": node.name, "namespace": None, "data": node.attrs}
+        yield {
+            "type": "EmptyTag",
+            "name": node.name,
+            "namespace": None,
+            "data": node.attrs,
+        }
     else:
-        yield {"type": "StartTag", "name": node.name, "namespace": None, "data": node.attrs}
+        yield {
+            "type": "StartTag",
+            "name": node.name,
+            "namespace": None,
+            "data": node.attrs,
+        }
         yield from _emit_children(node.children)
         yield {"type": "EndTag", "name": node.name, "namespace": None}
 
@@ -461,8 +482,7 @@ def _normalize_authority(authority: str, scheme: str) -> str | None:
 
 def _normalize_host(host: str) -> str | None:
     """Return a lowercase ASCII host name or dotted-quad IPv4 address, or None."""
-    if host.endswith("."):
-        host = host[:-1]
+    host = host.removesuffix(".")
     if not host:
         return None
     if not host.isascii():
