@@ -55,6 +55,7 @@ _REL = "nofollow ugc"
 # newlines that touch them are layout, not line breaks.
 _BLOCK_TAGS: frozenset[str] = frozenset({"blockquote", "li", "ol", "p", "pre", "ul"})
 _VOID_TAGS: frozenset[str] = frozenset({"br"})
+_MAX_DEPTH = 50
 
 # bleach's default URL regex linkifies ftp:, irc:, data: and a dozen more
 # schemes, and linkify runs *after* the sanitizer, so its hrefs are never
@@ -112,8 +113,9 @@ def clean(text: str) -> str:
     ``rel="nofollow ugc"``, replacing any rel the reader gave, and an ``a``
     without an acceptable absolute href is unwrapped to its content (relative
     links would point into the embedding site). Bare http(s) URLs and
-    ``www.example.com`` are linkified, except inside ``pre`` and ``code``;
-    email addresses are not.
+    ``www.example.com`` are linkified, except inside ``pre`` and ``code``
+    (bleach tracks one such element at a time, so in ``<pre><code>a</code> b</pre>``
+    the ``b`` part is linkified); email addresses are not.
 
     Layout, applied after sanitizing:
 
@@ -131,6 +133,8 @@ def clean(text: str) -> str:
        blocks) is dropped rather than turned into ``<br>``, and one newline right
        after the reader's own ``<br>`` is dropped too, so ``a<br>\nb`` keeps one break.
     4. ``pre`` content is never touched. Top-level blocks are separated by one newline.
+
+    Elements that would end up nested more than 50 deep are unwrapped, keeping their text.
 
     Input is cleaned first: CRLF and CR become LF; C0 controls other than tab
     and newline, DEL and C1 controls are removed; lone surrogates become U+FFFD.
@@ -250,23 +254,34 @@ class _CommentFilter:
 
 
 def _build_tree(tokens: Iterable[_Token]) -> _Element:
-    """Rebuild the sanitized token stream as a tree.
+    """Rebuild the sanitized token stream as a tree, unwrapping elements nested too deep.
 
     The stream comes from a parsed tree, so allowed start and end tags are
-    balanced; disallowed tags were turned into text by bleach.
+    balanced and each end tag closes the latest open element; disallowed tags
+    were turned into text by bleach. Beyond _MAX_DEPTH, elements are unwrapped
+    (their content is kept): that bounds the recursion below, and keeps the
+    output far from browsers' own nesting limit (512 in Chromium), past which
+    the browser would re-parent nodes and see a different tree than ours.
     """
     root = _Element("")
     stack = [root]
+    unwrapped = 0
     for token in tokens:
         kind = token["type"]
         if kind == "StartTag":
+            # Depth as served: an inline element at the top level will sit in our <p>.
+            top = stack[1].name if len(stack) > 1 else token["name"]
+            if len(stack) + (top not in _BLOCK_TAGS) > _MAX_DEPTH:
+                unwrapped += 1
+                continue
             element = _Element(token["name"], dict(token.get("data") or {}))
             stack[-1].children.append(element)
             stack.append(element)
         elif kind == "EndTag":
-            names = [open_element.name for open_element in stack[1:]]
-            if token["name"] in names:
-                del stack[len(names) - names[::-1].index(token["name"]) :]
+            if unwrapped:
+                unwrapped -= 1
+            elif len(stack) > 1:
+                stack.pop()
         elif kind == "EmptyTag":
             stack[-1].children.append(_Element(token["name"], dict(token.get("data") or {})))
         elif kind in ("Characters", "SpaceCharacters"):

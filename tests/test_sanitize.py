@@ -274,6 +274,11 @@ def test_clean_layout(text: str, expected: str) -> None:
         # Not inside code or pre.
         ("<code>http://example.com</code>", "<p><code>http://example.com</code></p>"),
         ("<pre>http://example.com</pre>", "<pre>http://example.com</pre>"),
+        # bleach tracks one skip tag at a time: after </code> inside <pre>, text is linkified again.
+        (
+            "<pre><code>x</code> http://example.com</pre>",
+            '<pre><code>x</code> <a href="http://example.com" rel="nofollow ugc">http://example.com</a></pre>',
+        ),
         # Not inside an existing link, whose rel is replaced.
         (
             '<a href="http://example.com" rel="follow">http://example.org</a>',
@@ -287,6 +292,36 @@ def test_clean_layout(text: str, expected: str) -> None:
 )
 def test_clean_linkify(text: str, expected: str) -> None:
     assert clean(text) == expected
+
+
+def max_depth(output: str) -> int:
+    fragment = html5lib.parseFragment(output, treebuilder="etree", namespaceHTMLElements=False)
+    deepest, todo = 0, [(child, 1) for child in fragment]
+    while todo:
+        element, depth = todo.pop()
+        deepest = max(deepest, depth)
+        todo.extend((child, depth + 1) for child in element)
+    return deepest
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<b>" * 5000 + "x",
+        "<blockquote>" * 3000 + "x" + "</blockquote>" * 3000,
+        "<ul><li>" * 2000 + "x",
+        '<a href="http://example.com/">' * 2000 + "x",
+        "<b><p>" * 500,
+        "<em>" * 49 + "x",
+    ],
+    ids=["b", "blockquote", "ul-li", "a", "b-p", "em-49"],
+)
+def test_clean_deep_nesting_is_bounded(text: str) -> None:
+    """Deep nesting is unwrapped past 50 levels instead of recursing without bound."""
+    output = clean(text)
+    assert max_depth(output) <= 50
+    assert_inert_html5lib(output)
+    assert clean(output) == output
 
 
 def test_clean_is_deterministic_across_threads() -> None:
