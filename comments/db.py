@@ -68,7 +68,17 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
 
 async def begin_write(session: AsyncSession) -> None:
-    """Mark the session's transaction as a writer before its first statement (SQLite: BEGIN IMMEDIATE)."""
+    """Open the session's transaction as a writer (SQLite: BEGIN IMMEDIATE); call it before the first statement.
+
+    Calling it again in the same transaction is harmless; calling it after a read
+    already opened a plain transaction is a bug (that transaction could fail with
+    "database is locked" under load), so it raises.
+    """
+    if session.in_transaction():
+        connection = (await session.connection()).sync_connection
+        if connection is None or not connection.get_execution_options().get("sqlite_write"):
+            raise RuntimeError("begin_write() must come before the transaction's first statement")
+        return
     await session.connection(execution_options={"sqlite_write": True})
 
 
