@@ -14,10 +14,10 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from comments import db, migrations, sites
+from comments import db, migrations, sites, threads
 from comments.config import Settings
 from comments.errors import CommentsError
-from comments.models import Role
+from comments.models import Role, ident
 from comments.moderation import accounts
 
 if TYPE_CHECKING:
@@ -151,6 +151,32 @@ def site_list() -> None:
     """List the sites with their origins."""
     for found in _run(lambda s: _session_call(s, sites.list_sites)):
         click.echo(f"{found.slug}\t{found.name}\t{' '.join(found.origins)}")
+
+
+@main.group()
+def thread() -> None:
+    """Manage threads (articles' comment sections)."""
+
+
+@thread.command("merge")
+@click.option("--site", "site_slug", required=True, help="Site of both threads.")
+@click.argument("source")
+@click.argument("target")
+def thread_merge(site_slug: str, source: str, target: str) -> None:
+    """Move every comment of thread SOURCE into TARGET; SOURCE's key keeps resolving to TARGET."""
+
+    async def merge(session: Any) -> int:
+        found = await sites.get_site(session, slug=site_slug)
+        merged = await threads.merge_threads(
+            session,
+            site_id=ident(found),
+            source_key=threads.canonical_key(source, keep_params=found.thread_query_params),
+            target_key=threads.canonical_key(target, keep_params=found.thread_query_params),
+        )
+        return merged.approved_count
+
+    count = _run(lambda s: _session_call(s, merge))
+    click.echo(f"merged {source} into {target} ({count} public comments)")
 
 
 @main.group()
