@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from comments import db, sanitize, security, sites, threads
+from comments import db, sanitize, security, sites, spamfilter, threads
 from comments.errors import FieldError, InvalidInput, ThreadClosed
 from comments.models import Comment, CommentStatus, Thread, ident, utcnow
 from comments.submission import abuse, rules
@@ -93,19 +93,23 @@ async def submit_reply(
 
     html = sanitize.clean(reply.content)
     ip = abuse.anonymize_ip(client.ip)
+    tokens = spamfilter.features(name=reply.name, email=reply.email, url=reply.url, content=reply.content)
+    verdict = await spamfilter.score(session, site_id=site_id, tokens=tokens)
     if data.leave_blank.strip():
         # A honeypot hit is kept as spam (nothing accepted is dropped) and answered like any pending reply.
-        decision = rules.Decision(CommentStatus.spam, "honeypot")
+        status, reason = CommentStatus.spam, "honeypot"
     else:
         draft = rules.Draft(name=reply.name, email=reply.email, url=reply.url, content=reply.content, html=html, ip=ip)
         decision = await rules.decide_status(session, site=site, draft=draft)
+        status, reason = spamfilter.decide(site, verdict, decision.status, decision.reason)
     comment = Comment(
         site_id=site_id,
         thread_id=ident(thread),
         parent_id=parent.id if parent else None,
         depth=parent.depth + 1 if parent else 0,
-        status=decision.status,
-        reason=decision.reason,
+        status=status,
+        reason=reason,
+        spam_score=round(verdict.score, 4),
         author_name=reply.name,
         author_email=reply.email,
         author_url=reply.url,
@@ -120,7 +124,7 @@ async def submit_reply(
     await session.flush()
     comment.root_id = parent.root_id if parent else comment.id
     await abuse.record_post(session, settings=settings, ip=client.ip)
-    if decision.status == CommentStatus.approved:
+    if status == CommentStatus.approved:
         await refresh_thread(session, ident(thread))
     await session.flush()
     return Submitted(comment, token)
