@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from comments.models import Comment, Site
 
-MIN_DOCS_PER_CLASS = 5  # below this the filter scores but does not act (cold start)
+MIN_DOCS_PER_CLASS = 20  # below this the filter scores but does not act (cold start; see bench)
 MAX_FEATURES = 400
 _WORD = re.compile(r"[a-z0-9][a-z0-9'_-]{1,29}")
 _LINK = re.compile(r"https?://([a-z0-9.-]+)", re.IGNORECASE)
