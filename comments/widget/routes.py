@@ -66,6 +66,9 @@ async def list_thread(
         current = await service.thread_state(db_session, site_slug=site, key=thread)
         allowed = current.origins
         headers = cors.cors_headers(origin, allowed, own_origin=own)
+        # The answer depends on the token: without this a browser serves the cached public page
+        # to a submitter who just posted, and their pending comment seems to vanish on reload.
+        headers["Vary"] = "Origin, X-Comment-Token"
         if token:
             page = await service.load_page(
                 db_session, state=current, cursor=cursor, limit=limit, submitter_hash=security.token_hash(token)
