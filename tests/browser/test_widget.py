@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from comments import sites
 from tests.browser.conftest import Server, new_reader
+from tests.factories import make_comment, make_thread
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -279,3 +281,20 @@ async def test_demo_works_under_a_strict_content_security_policy(reader: Any, se
     await page.locator(".comment-awaiting-moderation").wait_for()
     assert await page.evaluate("window.__csp") == []
     assert await page.locator(".comments-widget").evaluate("e => getComputedStyle(e).lineHeight") != "normal"
+
+
+async def test_load_more_appends_the_next_page(reader: Any, server: Server) -> None:
+    demo = await sites.get_site(server.session, slug=sites.DEMO_SLUG)
+    thread = await make_thread(server.session, site=demo, key="/demo")
+    for i in range(52):
+        await make_comment(server.session, thread=thread, content=f"root {i}", name=f"Reader {i}")
+    page = await open_demo(reader)
+    assert await page.locator("#comments-title").inner_text() == "52 Responses"
+    assert await page.locator("li.comment").count() == 50
+    await page.get_by_role("button", name="Load more comments").click()
+    await page.locator("li.comment").nth(51).wait_for()
+    assert await page.locator("li.comment .comment-content").last.inner_text() == "root 51"
+    assert await page.get_by_role("button", name="Load more comments").is_hidden()
+    assert await page.evaluate("document.activeElement.closest('li').id") == (
+        await page.locator("li.comment").nth(50).get_attribute("id")
+    )
