@@ -24,7 +24,7 @@ REQUIRED = [
 
 
 async def stored(session: AsyncSession) -> list[Comment]:
-    session.expire_all()
+    await session.rollback()  # end the read snapshot (SQLite WAL) so the server's commits show
     return list((await session.exec(select(Comment).order_by(col(Comment.id)))).all())
 
 
