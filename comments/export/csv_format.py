@@ -38,7 +38,9 @@ def cell(value: Any) -> str:
 
 
 # Columns that are never text: everything else may hold what a reader typed and is neutralized.
-NOT_TEXT = frozenset({"id", "parent_id", "root_id", "depth", "moderated_by", "thread_id", "thread_is_open"})
+NOT_TEXT = frozenset(
+    {"id", "parent_id", "root_id", "depth", "spam_score", "moderated_by", "thread_id", "thread_is_open"}
+)
 FLAGS = frozenset({"thread_is_open"})
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from comments.errors import ImportFailed
 from comments.export import safexml
 from comments.export.schemas import ImportedComment, ImportedThread
 from comments.models import CommentStatus
+from comments.submission import abuse
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -51,10 +51,8 @@ def parse_disqus(source: BinaryIO) -> Iterator[ImportedComment | None]:
 
 def _thread(element: Element, thread_id: str) -> ImportedThread:
     link = safexml.child_text(element, "link")
-    identifier = safexml.child_text(element, "id")
-    path = urlsplit(link).path if link else ""
     return ImportedThread(
-        key=identifier or path or link or f"disqus-{thread_id}",
+        key=safexml.child_text(element, "id") or link or f"disqus-{thread_id}",
         title=safexml.child_text(element, "title") or None,
         url=link or None,
         is_open=safexml.child_text(element, "isClosed") != "true",
@@ -101,5 +99,5 @@ def _post(element: Element, threads: dict[str, ImportedThread], *, where: str) -
         content_raw=safexml.raw_child_text(element, "message"),
         created_at=created,
         where=where,
-        ip=safexml.anonymize_ip(safexml.child_text(element, "ipAddress")),
+        ip=abuse.anonymize_ip(safexml.child_text(element, "ipAddress")),
     )

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import col, delete, select, update
+from sqlmodel import col, select, update
 
+from comments import threads
 from comments.errors import FieldError, InvalidInput
 from comments.export.schemas import ErasureReport
-from comments.export.service import LOOKUP_CHUNK, rebuild_tree
+from comments.export.service import LOOKUP_CHUNK
 from comments.models import AuditEvent, Comment, LoginSession, Membership, Site, Thread, User
-from comments.threads import refresh_thread
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -126,7 +126,7 @@ async def erase_personal_data(
     if not rows:
         return report
     ids = [int(i) for i, _, _, _ in rows if i is not None]
-    threads = sorted({thread_id for _, _, thread_id, _ in rows})
+    touched = sorted({thread_id for _, _, thread_id, _ in rows})
     await _scrub_audit_log(session, ids)
     action = "privacy.delete" if delete_comments else "privacy.erase"
     for comment_id, site_id, _thread_id, status in rows:
@@ -141,11 +141,8 @@ async def erase_personal_data(
             )
         )
     if delete_comments:
-        removed = set(ids)
-        for thread_id in threads:
-            await rebuild_tree(session, thread_id, removed=removed)
-        for chunk in _chunks(ids):
-            await session.exec(delete(Comment).where(col(Comment.id).in_(chunk)))
+        # Replies by other people move up to the nearest surviving ancestor; threads are refreshed.
+        await threads.delete_comments(session, ids)
         report.deleted = len(ids)
     else:
         now = datetime.now(UTC)
@@ -153,10 +150,10 @@ async def erase_personal_data(
             await session.exec(
                 update(Comment).where(col(Comment.id).in_(chunk)).values(**ERASED, submitter_hash=None, updated_at=now)
             )
+        for thread_id in touched:
+            await threads.refresh_thread(session, thread_id)
         report.anonymized = len(ids)
-    for thread_id in threads:
-        await refresh_thread(session, thread_id)
-    report.threads = len(threads)
+    report.threads = len(touched)
     await session.flush()
     return report
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import ParseError
@@ -76,19 +75,6 @@ def make_source_id(kind: str, origin: str, ident: str) -> str:
     if len(value) <= MAX_SOURCE_ID:
         return value
     return f"{kind}:{hashlib.sha256(origin.encode()).hexdigest()[:32]}:{ident}"[:MAX_SOURCE_ID]
-
-
-def anonymize_ip(value: str) -> str | None:
-    """Keep the network, drop the host (IPv4 /24, IPv6 /48), as for new comments; junk becomes None.
-
-    Imported files from other systems carry full addresses, and we never store those.
-    """
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
 def parse_utc(value: str) -> datetime | None:

@@ -41,6 +41,7 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "depth",
     "status",
     "reason",
+    "spam_score",
     "author_name",
     "author_email",
     "author_url",

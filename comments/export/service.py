@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from comments import sanitize
+from comments import sanitize, threads
 from comments.errors import ImportFailed, NotFound
 from comments.export import csv_format, disqus, jsonl, wxr
 from comments.export.schemas import (
@@ -19,8 +19,7 @@ from comments.export.schemas import (
     ImportFormat,
     ImportReport,
 )
-from comments.models import Comment, Thread
-from comments.threads import refresh_thread
+from comments.models import Comment, Thread, ThreadAlias, ident
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -96,16 +95,20 @@ def make_writer(fmt: ExportFormat, *, site: Site, personal_data: bool = True) ->
 
 
 async def _thread_ids(session: AsyncSession, *, site: Site, keys: Iterable[str]) -> list[int]:
-    keys = list(keys)
-    rows = (
-        await session.exec(
-            select(Thread.id, Thread.key).where(col(Thread.site_id) == site.id, col(Thread.key).in_(keys))
+    """Threads named by key as the widget would name them (canonical form, or an alias of a merged thread).
+
+    Raises:
+        NotFound: a key names no thread of the site.
+    """
+    found: list[int] = []
+    for key in keys:
+        thread = await threads.find_thread(
+            session, site_id=ident(site), key=threads.canonical_key(key, keep_params=site.thread_query_params)
         )
-    ).all()
-    missing = sorted(set(keys) - {key for _, key in rows})
-    if missing:
-        raise NotFound(f"Unknown thread on {site.slug!r}: {', '.join(repr(k) for k in missing)}.")
-    return [int(thread_id) for thread_id, _ in rows if thread_id is not None]
+        if thread is None:
+            raise NotFound(f"Unknown thread on {site.slug!r}: {key!r}.")
+        found.append(ident(thread))
+    return found
 
 
 async def _export_statement(
@@ -198,7 +201,8 @@ class _Importer:
     """State of one import: source id -> comment id, thread key -> thread id, replies awaiting their parent."""
 
     def __init__(self, site: Site) -> None:
-        self.site_id = int(site.id or 0)
+        self.site_id = ident(site)
+        self.thread_params = site.thread_query_params
         self.report = ImportReport()
         self.refs: dict[str, int] = {}
         self.threads: dict[str, int] = {}
@@ -254,32 +258,49 @@ class _Importer:
             "moderated_at": entry.moderated_at,
         }
 
-    async def _resolve_threads(self, session: AsyncSession, threads: list[ImportedThread]) -> None:
-        wanted = {thread.key: thread for thread in threads if thread.key not in self.threads}
+    async def _resolve_threads(self, session: AsyncSession, batch: list[ImportedThread]) -> None:
+        """Give every file thread a thread id: the site's thread with the same canonical key, else a new one.
+
+        Keys are canonicalized as the widget does (`threads.canonical_key`), so imported comments
+        land in the thread the embed on that article asks for, also when it was merged (alias).
+        """
+        wanted: dict[str, ImportedThread] = {}
+        for thread in batch:
+            if thread.key in self.threads or thread.key in wanted:
+                continue
+            canonical = threads.canonical_key(thread.key, keep_params=self.thread_params)
+            if not canonical.strip() or len(canonical) > 500 or "\x00" in canonical:
+                raise ImportFailed(f"Thread key {thread.key[:80]!r} is empty, longer than 500 characters or holds NUL.")
+            wanted[thread.key] = thread
         if not wanted:
             return
-        for key in wanted:
-            if not key.strip() or len(key) > 500 or "\x00" in key:
-                raise ImportFailed(f"Thread key {key[:80]!r} is empty, longer than 500 characters or holds NUL.")
-        found = await session.exec(
-            select(Thread.id, Thread.key).where(col(Thread.site_id) == self.site_id, col(Thread.key).in_(list(wanted)))
-        )
-        for thread_id, key in found.all():
-            self.threads[key] = int(thread_id or 0)
-        for key, thread in wanted.items():
-            if key in self.threads:
-                continue
-            created = Thread(
-                site_id=self.site_id,
-                key=key,
-                title=_cut(thread.title, 500),
-                url=_url(thread.url, 2000),
-                is_open=thread.is_open,
+        canonical_of = {key: threads.canonical_key(key, keep_params=self.thread_params) for key in wanted}
+        keys = sorted(set(canonical_of.values()))
+        aliases = await session.exec(
+            select(ThreadAlias.key, ThreadAlias.thread_id).where(
+                col(ThreadAlias.site_id) == self.site_id, col(ThreadAlias.key).in_(keys)
             )
-            session.add(created)
-            await session.flush()
-            self.threads[key] = int(created.id or 0)
-            self.report.threads_created += 1
+        )
+        by_key: dict[str, int] = dict(aliases.all())
+        found = await session.exec(
+            select(Thread.key, Thread.id).where(col(Thread.site_id) == self.site_id, col(Thread.key).in_(keys))
+        )
+        by_key |= {key: thread_id for key, thread_id in found.all() if thread_id is not None}
+        for raw, thread in wanted.items():
+            key = canonical_of[raw]
+            if key not in by_key:
+                created = Thread(
+                    site_id=self.site_id,
+                    key=key,
+                    title=_cut(thread.title, 500),
+                    url=_url(thread.url, 2000),
+                    is_open=thread.is_open,
+                )
+                session.add(created)
+                await session.flush()
+                by_key[key] = ident(created)
+                self.report.threads_created += 1
+            self.threads[raw] = by_key[key]
 
     async def _existing(self, session: AsyncSession, source_ids: set[str]) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -306,8 +327,8 @@ class _Importer:
         where = {comment_id: place for comment_id, _, _, place in self.pending}
         for thread_id in sorted(self.report.thread_ids):
             linked = parents.get(thread_id, {})
-            self.report.orphans += await rebuild_tree(session, thread_id, parents=linked, where=where)
-            await refresh_thread(session, thread_id)
+            self.report.orphans += await _link_replies(session, thread_id, parents=linked, where=where)
+            await threads.refresh_thread(session, thread_id)
 
 
 async def import_comments(session: AsyncSession, *, site: Site, fmt: ImportFormat, source: BinaryIO) -> ImportReport:
@@ -337,24 +358,17 @@ async def import_comments(session: AsyncSession, *, site: Site, fmt: ImportForma
 # --- reply trees ------------------------------------------------------------------------------------------------
 
 
-async def rebuild_tree(
-    session: AsyncSession,
-    thread_id: int,
-    *,
-    parents: dict[int, int | None] | None = None,
-    removed: frozenset[int] | set[int] = frozenset(),
-    where: dict[int, str] | None = None,
+async def _link_replies(
+    session: AsyncSession, thread_id: int, *, parents: dict[int, int | None], where: dict[int, str]
 ) -> int:
-    """Set new parents, then recompute every comment's depth and root in the thread; returns the orphan count.
+    """Set the imported replies' parents, then recompute depth and root in the thread; returns the orphan count.
 
-    `parents` overrides comment -> parent id; a parent outside this thread is dropped (the reply
-    becomes top-level: an orphan). Replies to a comment in `removed` move up to its nearest
-    surviving ancestor, so deleting a comment never leaves a reply pointing nowhere.
+    One pass over the thread and one batched UPDATE (`threads.rebuild_tree` updates row by row,
+    too slow for an import). A parent outside this thread is dropped: the reply becomes top-level.
 
     Raises:
         ImportFailed: the new parents form a cycle (only a crafted file can do that).
     """
-    parents = parents or {}
     rows = (
         await session.exec(
             select(Comment.id, Comment.parent_id, Comment.root_id, Comment.depth).where(
@@ -369,13 +383,6 @@ async def rebuild_tree(
         if parent_id is not None and parent_id not in current:
             parent_id, orphans = None, orphans + 1
         parent_of[comment_id] = parent_id
-    for comment_id in parent_of:
-        if comment_id in removed:
-            continue
-        parent_id = parent_of[comment_id]
-        while parent_id is not None and parent_id in removed:
-            parent_id = parent_of[parent_id]
-        parent_of[comment_id] = parent_id
 
     placed: dict[int, tuple[int, int]] = {}  # id -> (root, depth)
 
@@ -384,7 +391,7 @@ async def rebuild_tree(
         node: int | None = comment_id
         while node is not None and node not in placed:
             if node in chain:
-                named = ", ".join((where or {}).get(i, f"comment {i}") for i in chain[chain.index(node) :])
+                named = ", ".join(where.get(i, f"comment {i}") for i in chain[chain.index(node) :])
                 raise ImportFailed(f"Replies form a cycle: {named}. Nothing was imported.")
             chain.append(node)
             node = parent_of[node]
@@ -396,8 +403,6 @@ async def rebuild_tree(
 
     changes = []
     for comment_id, (old_parent, old_root, old_depth) in current.items():
-        if comment_id in removed:
-            continue
         root, depth = place(comment_id)
         if (parent_of[comment_id], root, depth) != (old_parent, old_root, old_depth):
             changes.append({"b_id": comment_id, "b_parent": parent_of[comment_id], "b_root": root, "b_depth": depth})

@@ -21,6 +21,7 @@ from comments.errors import ImportFailed
 from comments.export import safexml
 from comments.export.schemas import ImportedComment, ImportedThread
 from comments.models import CommentStatus
+from comments.submission import abuse
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -262,15 +263,11 @@ def _origin_key(base_site_url: str) -> str:
 
 
 def _thread_of(item: Element) -> ImportedThread:
-    """The thread an item's comments belong to; the key is ours if present, else the permalink's path."""
+    """The thread an item's comments belong to: our key if present, else the permalink (canonicalized later)."""
     link = safexml.child_text(item, "link")
-    key = safexml.child_text(item, "thread_key")
-    if not key and link:
-        parts = urlsplit(link)
-        key = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    key = key or safexml.child_text(item, "guid") or f"wp-post-{safexml.child_text(item, 'post_id')}"
+    key = safexml.child_text(item, "thread_key") or link or safexml.child_text(item, "guid")
     return ImportedThread(
-        key=key,
+        key=key or f"wp-post-{safexml.child_text(item, 'post_id')}",
         title=safexml.child_text(item, "title") or None,
         url=link or None,
         is_open=safexml.child_text(item, "comment_status") != "closed",
@@ -301,5 +298,5 @@ def _comment(element: Element, *, thread: ImportedThread, origin: str, where: st
         content_raw=safexml.raw_child_text(element, "comment_content"),
         created_at=created,
         where=f"{where} (wp:comment_id {comment_id})",
-        ip=safexml.anonymize_ip(field("author_IP")),
+        ip=abuse.anonymize_ip(field("author_IP")),
     )

@@ -72,7 +72,7 @@ async def add_comment(
         status=status,
         author_name=name,
         author_email=email,
-        author_url=url,
+        author_url=sanitize.clean_url(url) if url else None,  # as submission stores it
         content_raw=content,
         content_html=sanitize.clean(content),
         ip="203.0.113.0",
