@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from itertools import islice
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -167,10 +169,22 @@ async def export_comments(
     stmt = await _export_statement(session, site=site, fmt=fmt, options=options)
     yield writer.begin()
     result = await session.stream(stmt.execution_options(yield_per=EXPORT_BATCH))
-    async for rows in result.partitions():
-        yield writer.rows(rows)
-        if on_progress is not None:
-            on_progress(len(rows))
+    batches = result.partitions()
+    # Fetch the next batch while this one is encoded: the driver works in its own thread (aiosqlite)
+    # or on the socket (asyncpg), so on two cores fetching and encoding overlap instead of taking turns.
+    fetching = asyncio.ensure_future(anext(batches, None))
+    try:
+        while (rows := await fetching) is not None:
+            fetching = asyncio.ensure_future(anext(batches, None))
+            await asyncio.sleep(0)  # let the fetch reach the driver before the CPU-bound encoding starts
+            yield writer.rows(rows)
+            if on_progress is not None:
+                on_progress(len(rows))
+    finally:
+        if not fetching.done():  # the consumer stopped early (client went away)
+            fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetching
     yield writer.end()
 
 

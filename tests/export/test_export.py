@@ -220,3 +220,21 @@ def test_csv_quoting_matches_the_csv_module() -> None:
     reference = io.StringIO(newline="")
     csv.writer(reference).writerows(expected)
     assert data.decode().split("\r\n", 1)[1] == reference.getvalue()
+
+
+async def test_a_consumer_that_stops_early_leaves_a_usable_session(
+    session: AsyncSession, populated: Populated, monkeypatch
+) -> None:
+    from comments.export import service
+
+    monkeypatch.setattr(service, "EXPORT_BATCH", 2)
+    writer = service.make_writer(ExportFormat.jsonl, site=populated.site)
+    chunks = service.export_comments(
+        session, site=populated.site, writer=writer, options=ExportOptions(), fmt=ExportFormat.jsonl
+    )
+    assert await anext(chunks) == b""  # header (none for JSONL)
+    assert (await anext(chunks)).count(b"\n") == 2
+    await chunks.aclose()  # e.g. the HTTP client went away mid-download
+    await session.rollback()
+    await session.refresh(populated.site)
+    assert len(await export_bytes(session, populated.site, ExportFormat.jsonl)) > 0
