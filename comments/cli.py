@@ -327,7 +327,7 @@ def export_command(
         written = 0
         bar = click.progressbar(length=total, label="exporting", file=sys.stderr) if show_progress else None
         with (
-            open(partial, "wb") if partial else _stdout() as sink,  # noqa: ASYNC230 (a blocking sink is fine in the CLI)
+            open(partial, "wb") if partial else _StdoutSink() as sink,  # noqa: ASYNC230 (a blocking sink is fine in the CLI)
             bar or contextlib.nullcontext(),
         ):
 
@@ -355,7 +355,7 @@ def export_command(
     click.echo(f"exported {count} comments" + (f" to {output}" if output else ""), err=True)
 
 
-class _stdout:
+class _StdoutSink:
     """Standard output's binary stream, not closed on exit."""
 
     def __enter__(self) -> BinaryIO:
