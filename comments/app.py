@@ -11,6 +11,7 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyPlugin,
 )
 from litestar import Litestar, MediaType, Response, get
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
@@ -25,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from comments import db
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
+from comments.moderation import routes as moderation
 from comments.widget import routes as widget
 
 log = logging.getLogger("comments")
@@ -49,6 +51,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine = db.create_engine(settings)
     alchemy = SQLAlchemyAsyncConfig(
         engine_instance=engine,
+        # Our own maker keeps SQLModel's sync Session under the AsyncSession (advanced-alchemy's would swap in a
+        # plain SQLAlchemy Session, which has no `.exec`), so `db_session.exec(select(...))` works in handlers.
+        session_maker=db.session_maker(engine),
         session_config=AsyncSessionConfig(class_=AsyncSession, expire_on_commit=False),
         before_send_handler="autocommit_include_redirects",
         session_dependency_key="db_session",
@@ -56,13 +61,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         set_default_exception_handler=False,
     )
     return Litestar(
-        route_handlers=[healthz, *widget.ROUTES],
+        route_handlers=[healthz, *widget.ROUTES, *moderation.ROUTES],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         exception_handlers=EXCEPTION_HANDLERS,
+        # Moderator writes need the `csrftoken` cookie echoed in `x-csrftoken` (or the `_csrf_token` form field);
+        # public reader routes and login opt out with opt={"exclude_from_csrf": True}.
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key, cookie_secure=settings.secure_cookies, exclude_from_csrf_key="exclude_from_csrf"
+        ),
         on_shutdown=[engine.dispose],
         state=State({"settings": settings}),
         template_config=TemplateConfig(
-            directory=[PACKAGE_DIR / "widget" / "templates"],
+            directory=[PACKAGE_DIR / "widget" / "templates", PACKAGE_DIR / "moderation" / "templates"],
             engine=JinjaTemplateEngine,
         ),
         openapi_config=OpenAPIConfig(

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     flood_seconds: int = Field(default=15, ge=0, description="Minimum seconds between two comments of one author.")
     rate_limit_per_hour: int = Field(default=60, ge=0, description="Comments one IP may post per hour; 0 = off.")
     db_pool_size: int = Field(default=10, ge=1)
+    smtp_host: str = Field(default="", description="SMTP server for moderator notifications; empty = no email.")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str = Field(default="", description="SMTP login; empty = no AUTH.")
+    smtp_password: str = Field(default="")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_from: str = Field(default="comments@localhost", description="Sender address of notifications.")
     debug: bool = False
 
     @property

@@ -55,6 +55,28 @@ class NotFound(CommentsError):
     code = "not_found"
 
 
+class NotAuthenticated(CommentsError):
+    """No valid login session: log in first."""
+
+    status_code = 401
+    code = "not_authenticated"
+
+
+class Forbidden(CommentsError):
+    """Logged in and a member of the site, but the role does not allow this (e.g. a moderator changing settings)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimited(CommentsError):
+    """Too many attempts in a short time; try again later."""
+
+    status_code = 429
+    code = "rate_limited"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "900"}
+
+
 class Conflict(CommentsError):
     """The request clashes with stored state."""
 
