@@ -153,7 +153,7 @@ async def set_status_form(
     return Redirect(_safe_next(form.get("next")), status_code=303)
 
 
-@post("/comments/{comment_id:int}/delete", opt=USER, status_code=303)
+@post("/comments/{comment_id:int}/delete", opt={**USER, "role": "owner"}, status_code=303)
 async def delete_form(
     request: Request[Any, Any, Any],
     db_session: NamedDependency[AsyncSession],

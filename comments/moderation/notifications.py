@@ -136,7 +136,7 @@ def _after_commit(session: AsyncSession, action: Any) -> None:
         if not state["rolled_back"]:
             action()
 
-    def on_rollback(_session: Session) -> None:
+    def on_rollback(_session: Session, _previous: Any) -> None:
         state["rolled_back"] = True
 
     event.listen(session.sync_session, "after_commit", on_commit, once=True)
@@ -198,9 +198,13 @@ def _post_webhook(url: str, secret: str | None, notice: PendingNotice) -> None:
     if not url.lower().startswith(("http://", "https://")):
         raise ValueError("webhook URL must be http(s)")
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310  (scheme checked above)
-    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310  (scheme checked above)
-        if not 200 <= response.status < 300:
-            raise OSError(f"HTTP {response.status}")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310  (scheme checked above)
+            if not 200 <= response.status < 300:
+                raise OSError(f"HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the connection; left open it leaks a socket per failed attempt
+        raise OSError(f"HTTP {exc.code}") from None
 
 
 def _send_mail(mail: Mail, notice: PendingNotice) -> None:

@@ -160,7 +160,7 @@ class QueueController(Controller):
             db_session, user=current_user, comment_id=comment_id, status=data.status, content=data.content
         )
 
-    @delete("/comments/{comment_id:int}", opt=USER, status_code=200)
+    @delete("/comments/{comment_id:int}", opt={**USER, "role": "owner"}, status_code=200)
     async def delete_comment(
         self,
         db_session: NamedDependency[AsyncSession],
