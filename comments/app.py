@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 from advanced_alchemy.extensions.litestar import (
-    AsyncSessionConfig,
     SQLAlchemyAsyncConfig,
     SQLAlchemyPlugin,
 )
@@ -21,13 +20,14 @@ from litestar.template import TemplateConfig
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from comments import db
+from comments import db, maintenance
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
 from comments.moderation import routes as moderation
+from comments.submission import routes as submission
 from comments.widget import routes as widget
+from comments.widget.service import PageCache
 
 log = logging.getLogger("comments")
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -48,20 +48,20 @@ async def healthz(db_engine: NamedDependency[AsyncEngine]) -> Response[dict[str,
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the ASGI app for the given settings (read from the environment when omitted)."""
     settings = (settings or Settings()).with_secret()
+    # aiosqlite's DEBUG lines carry every query's parameters, commenters' emails included: never emit them.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     engine = db.create_engine(settings)
     alchemy = SQLAlchemyAsyncConfig(
         engine_instance=engine,
-        # Our own maker keeps SQLModel's sync Session under the AsyncSession (advanced-alchemy's would swap in a
-        # plain SQLAlchemy Session, which has no `.exec`), so `db_session.exec(select(...))` works in handlers.
+        # Our own maker: SQLModel's AsyncSession (with .exec) over SQLModel's Session, expire_on_commit off.
         session_maker=db.session_maker(engine),
-        session_config=AsyncSessionConfig(class_=AsyncSession, expire_on_commit=False),
         before_send_handler="autocommit_include_redirects",
         session_dependency_key="db_session",
         engine_dependency_key="db_engine",
         set_default_exception_handler=False,
     )
     return Litestar(
-        route_handlers=[healthz, *widget.ROUTES, *moderation.ROUTES],
+        route_handlers=[healthz, *submission.ROUTES, *widget.ROUTES, *moderation.ROUTES],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         exception_handlers=EXCEPTION_HANDLERS,
         # Moderator writes need the `csrftoken` cookie echoed in `x-csrftoken` (or the `_csrf_token` form field);
@@ -70,9 +70,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             secret=settings.secret_key, cookie_secure=settings.secure_cookies, exclude_from_csrf_key="exclude_from_csrf"
         ),
         on_shutdown=[engine.dispose],
-        state=State({"settings": settings}),
+        lifespan=[lambda _app: maintenance.periodic(engine, interval=settings.maintenance_interval)],
+        state=State({"settings": settings, "page_cache": PageCache()}),
         template_config=TemplateConfig(
-            directory=[PACKAGE_DIR / "widget" / "templates", PACKAGE_DIR / "moderation" / "templates"],
+            directory=[
+                PACKAGE_DIR / "widget" / "templates",
+                PACKAGE_DIR / "submission" / "templates",
+                PACKAGE_DIR / "moderation" / "templates",
+            ],
             engine=JinjaTemplateEngine,
         ),
         openapi_config=OpenAPIConfig(
@@ -81,5 +86,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="Self-hosted comments: public reader API, moderation and export.",
             path="/schema",
         ),
+        # Logging is the process's business (`comments serve`, uvicorn), not the app factory's.
+        logging_config=None,
         debug=settings.debug,
     )

@@ -30,12 +30,14 @@ class CommentsError(Exception):
 
     status_code: ClassVar[int] = HTTP_400_BAD_REQUEST
     code: ClassVar[str] = "bad_request"
-    headers: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        self.headers = headers or {}
 
 
 class InvalidInput(CommentsError):
@@ -62,19 +64,14 @@ class NotAuthenticated(CommentsError):
     code = "not_authenticated"
 
 
-class Forbidden(CommentsError):
-    """Logged in and a member of the site, but the role does not allow this (e.g. a moderator changing settings)."""
-
-    status_code = 403
-    code = "forbidden"
-
-
 class RateLimited(CommentsError):
     """Too many attempts in a short time; try again later."""
 
     status_code = 429
     code = "rate_limited"
-    headers: ClassVar[dict[str, str]] = {"Retry-After": "900"}
+
+    def __init__(self, detail: str, *, retry_after: int = 900) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
 class Conflict(CommentsError):
@@ -82,6 +79,37 @@ class Conflict(CommentsError):
 
     status_code = HTTP_409_CONFLICT
     code = "conflict"
+
+
+class Forbidden(CommentsError):
+    """The caller may not do this (wrong origin, missing role)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class ThreadClosed(CommentsError):
+    """The article no longer takes comments."""
+
+    status_code = HTTP_409_CONFLICT
+    code = "thread_closed"
+
+
+class Duplicate(CommentsError):
+    """The same author already said exactly this in this thread."""
+
+    status_code = HTTP_409_CONFLICT
+    code = "duplicate"
+
+
+class TooManyRequests(CommentsError):
+    """Flood control or a rate limit refused the request; `Retry-After` says when to try again."""
+
+    status_code = 429
+    code = "flood"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
 def error_body(exc: CommentsError) -> dict[str, Any]:
@@ -94,7 +122,7 @@ def error_body(exc: CommentsError) -> dict[str, Any]:
 
 def handle_comments_error(_request: Request[Any, Any, Any], exc: CommentsError) -> Response[dict[str, Any]]:
     """Render a domain error as `{"detail", "code", "errors"?}` with its status."""
-    return Response(error_body(exc), status_code=exc.status_code, headers=dict(exc.headers))
+    return Response(error_body(exc), status_code=exc.status_code, headers=exc.headers)
 
 
 def handle_validation_error(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:

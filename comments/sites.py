@@ -25,6 +25,11 @@ def origin_of(url: str) -> str | None:
     return f"{parts.scheme.lower()}://{parts.hostname.lower()}{port}"
 
 
+def allows_origin(site: Site, origin: str | None, *, own_origin: str | None) -> bool:
+    """True when pages of `origin` may use this site's comments: its own origins, or this service's pages."""
+    return origin is not None and (origin in site.origins or origin == own_origin)
+
+
 async def get_site(session: AsyncSession, *, slug: str) -> Site:
     """The site with this slug.
 
@@ -35,6 +40,13 @@ async def get_site(session: AsyncSession, *, slug: str) -> Site:
     if site is None:
         raise NotFound(f"Unknown site: {slug!r}.")
     return site
+
+
+async def origin_is_known(session: AsyncSession, *, origin: str, own_origin: str | None) -> bool:
+    """True when any site lists this origin (CORS preflights carry no site to check against)."""
+    if origin == own_origin:
+        return True
+    return any(origin in origins for origins in (await session.exec(select(Site.origins))).all())
 
 
 async def list_sites(session: AsyncSession) -> list[Site]:

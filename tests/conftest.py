@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -128,3 +129,17 @@ def artifacts_dir() -> Path:
     path = Path(__file__).parent / "artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture
+def make_client(settings: Settings, session: AsyncSession) -> Any:
+    """Open a client on an app with some settings changed (flood control off, limits lowered...)."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def opened(asgi: Any = None, **overrides: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+        app = create_app(settings.model_copy(update=overrides))
+        async with AsyncTestClient(app=asgi(app) if asgi else app, base_url="http://testserver.local") as test_client:
+            yield test_client
+
+    return opened

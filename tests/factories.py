@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments import sites
 from comments.models import Comment, CommentStatus, Site, Thread
+from comments.threads import refresh_thread
 
 
 async def make_site(session: AsyncSession, *, slug: str = "blog", origins: list[str] | None = None) -> Site:
@@ -49,5 +52,31 @@ async def make_comment(
     session.add(comment)
     await session.flush()
     comment.root_id = parent.root_id if parent else comment.id
+    await refresh_thread(session, thread.id)  # keeps the public count and ETag version true, as the services do
     await session.commit()
     return comment
+
+
+def reply_body(**overrides: object) -> dict[str, object]:
+    """A valid Leave-a-Reply post for the `blog` site; override any field."""
+    body: dict[str, object] = {
+        "site": "blog",
+        "thread": "/2026/11/article",
+        "content": "Great article, thanks!",
+        "name": "Ada Lovelace",
+        "email": "ada@example.org",
+        "url": None,
+    }
+    body.update(overrides)
+    return body
+
+
+def with_client_ip(app: Any, ip: str) -> Any:
+    """The app as seen from `ip` (the test client always reports 'testclient')."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "client": (ip, 40000)}
+        await app(scope, receive, send)
+
+    return wrapped

@@ -85,7 +85,10 @@ async def login(engine: AsyncEngine, *, email: str, password: str, ip: str | Non
         )
         user = (await session.exec(select(User).where(col(User.email) == address))).first()
     if failures.get(account_bucket, 0) >= MAX_FAILURES_PER_ACCOUNT or failures.get(ip_bucket, 0) >= MAX_FAILURES_PER_IP:
-        raise RateLimited("Too many login attempts. Please wait a few minutes and try again.")
+        raise RateLimited(
+            "Too many login attempts. Please wait a few minutes and try again.",
+            retry_after=int(LOGIN_WINDOW.total_seconds()),
+        )
     valid = await security.verify_password(user.password_hash if user else await _dummy(), password)
     ok = valid and user is not None and user.is_active
     async with db.session_scope(engine) as session:

@@ -1,0 +1,164 @@
+"""POST /api/comments: the Leave-a-Reply form, from the widget (JSON) or a plain HTML form post."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+from litestar import MediaType, Request, Response, post, route
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.enums import HttpMethod
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.response import Redirect, Template
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from comments import cors, db, sites
+from comments.errors import CommentsError, FieldError, InvalidInput, error_body
+from comments.models import CommentStatus
+from comments.submission import service
+from comments.submission.schemas import ReplyCreate, ReplyCreated
+from comments.widget import render
+from comments.widget.service import public_comment
+
+if TYPE_CHECKING:
+    from comments.models import Site
+
+log = logging.getLogger("comments.submission")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+PUBLIC = {"exclude_from_csrf": True}
+ERROR = ResponseSpec(data_container=dict[str, Any], description="`{detail, code, errors?}`")
+
+
+async def _read_reply(request: Request[Any, Any, Any]) -> tuple[ReplyCreate, bool]:
+    """Decode the body as JSON or as a classic form post; the flag says which."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type in FORM_TYPES:
+            form = await request.form()
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            if fields.get("parent_id", "").strip() in ("", "0"):
+                fields.pop("parent_id", None)
+            return msgspec.convert(fields, ReplyCreate, strict=False), True
+        return msgspec.json.decode(await request.body(), type=ReplyCreate), False
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ValidationException(f"Invalid request body: {exc}") from exc
+
+
+def _client(request: Request[Any, Any, Any]) -> service.ClientInfo:
+    return service.ClientInfo(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        origin=cors.request_origin(request),
+        token=request.headers.get("x-comment-token"),
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+
+
+@post(
+    "/api/comments",
+    opt=PUBLIC,
+    status_code=201,
+    summary="Post a reply (JSON or classic form post)",
+    responses={
+        201: ResponseSpec(data_container=ReplyCreated, description="Stored; normally pending moderation."),
+        303: ResponseSpec(data_container=None, description="Form post stored: back to the article."),
+        400: ERROR,
+        403: ERROR,
+        404: ERROR,
+        409: ERROR,
+        429: ERROR,
+    },
+)
+async def create_reply(
+    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], state: State
+) -> Response[Any]:
+    """Post a reply: validated, sanitized, stored as pending; answers 201 with a submitter token.
+
+    JSON bodies answer JSON (with CORS headers for the site's origins, errors included).
+    A urlencoded form post (the no-JavaScript path) answers 303 back to the article at
+    `#comment-ID`, or an HTML page that lists the errors with a link back.
+    """
+    data, is_form = await _read_reply(request)
+    client = _client(request)
+    own_origin = sites.origin_of(state.settings.base_url)
+    site: Site | None = None
+    try:
+        if not data.site.strip():
+            raise InvalidInput([FieldError("site", "The site is missing.")])
+        await db.begin_write(db_session)  # before the first read: this transaction will write
+        site = await sites.get_site(db_session, slug=data.site.strip())
+        submitted = await service.submit_reply(db_session, settings=state.settings, site=site, data=data, client=client)
+    except CommentsError as exc:
+        if is_form:
+            return _form_error_page(exc, back=_back_link(request, data, site, own_origin))
+        headers = cors.cors_headers(client.origin, site.origins if site else [], own_origin=own_origin)
+        return Response(error_body(exc), status_code=exc.status_code, headers={**exc.headers, **headers})
+    comment = submitted.comment
+    log.info(
+        "comment %s stored on %s (thread %s) as %s: %s",
+        comment.id,
+        site.slug,
+        comment.thread_id,
+        comment.status,
+        comment.reason,
+    )
+    if is_form:
+        target = _back_link(request, data, site, own_origin) or f"{state.settings.base_url.rstrip('/')}/demo"
+        if comment.status != CommentStatus.approved:
+            # Not public yet, so #comment-ID would point at nothing: the signed flag lets the
+            # server-rendered thread (demo, /embed) say "awaiting moderation" there instead.
+            target = _with_query(target, render.pending_query(state.settings.secret_key, comment.id or 0))
+        return Redirect(f"{target.split('#')[0]}#comment-{comment.id}", status_code=303)
+    body = ReplyCreated(comment=public_comment(comment), token=submitted.token, message=submitted.message)
+    headers = cors.cors_headers(client.origin, site.origins, own_origin=own_origin)
+    return Response(msgspec.json.encode(body), status_code=201, media_type=MediaType.JSON, headers=headers)
+
+
+def _back_link(
+    request: Request[Any, Any, Any], data: ReplyCreate, site: Site | None, own_origin: str | None
+) -> str | None:
+    """Where a form post returns to: the article URL, else the referring page, when on the site's origins.
+
+    Never an arbitrary address, so the form cannot be used as an open redirect.
+    """
+    if site is None:
+        return None
+    for candidate in (data.thread_url, request.headers.get("referer")):
+        if candidate and sites.allows_origin(site, sites.origin_of(candidate), own_origin=own_origin):
+            return candidate
+    return None
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with `params` set in its query (replacing earlier values of the same names), without its #fragment."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()]), fragment=""))
+
+
+def _form_error_page(exc: CommentsError, *, back: str | None) -> Template:
+    """A plain page that lists every error with a link back, like WordPress's wp-comments-post.php."""
+    return Template(
+        template_name="form_error.html",
+        context={"error": error_body(exc), "back": back, "labels": render.FIELD_LABELS},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+@route("/api/comments", http_method=[HttpMethod.OPTIONS], opt=PUBLIC, include_in_schema=False)
+async def preflight_comments(
+    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], state: State
+) -> Response[None]:
+    """CORS preflight for the widget's reads and posts."""
+    origin = cors.request_origin(request)
+    own = sites.origin_of(state.settings.base_url)
+    known = origin is not None and await sites.origin_is_known(db_session, origin=origin, own_origin=own)
+    return Response(None, status_code=204, headers=cors.preflight_headers(origin, allowed=known))
+
+
+ROUTES = [preflight_comments, create_reply]

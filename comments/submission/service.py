@@ -1,0 +1,208 @@
+"""Posting a reply: validate, check for abuse, sanitize once, pick a status, store."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+
+from comments import db, sanitize, security, sites, spamfilter, threads
+from comments.errors import FieldError, InvalidInput, ThreadClosed
+from comments.models import Comment, CommentStatus, Thread, ident, utcnow
+from comments.submission import abuse, rules
+from comments.submission.validation import validate_reply
+from comments.threads import refresh_thread
+
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from comments.config import Settings
+    from comments.models import Site
+    from comments.submission.schemas import ReplyCreate
+    from comments.submission.validation import CleanReply
+
+PENDING_MESSAGE = "Your comment is awaiting moderation."
+MAX_IDEMPOTENCY_KEY = 200
+MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; larger ones cannot exist
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """What the request says about the poster; the raw IP is used for limits and never stored."""
+
+    ip: str | None
+    user_agent: str | None
+    origin: str | None
+    token: str | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A stored reply and the submitter token that lets its author see it while it is pending."""
+
+    comment: Comment
+    token: str
+
+    @property
+    def message(self) -> str | None:
+        """What to tell the reader about their comment's fate (a bot caught by the honeypot is told the same)."""
+        return None if self.comment.status == CommentStatus.approved else PENDING_MESSAGE
+
+
+async def submit_reply(
+    session: AsyncSession, *, settings: Settings, site: Site, data: ReplyCreate, client: ClientInfo
+) -> Submitted:
+    """Store a reader's reply (normally `pending`); a retried Idempotency-Key gets the first answer.
+
+    Raises:
+        Forbidden: posted from a page of another origin.
+        InvalidInput: any field breaks the Leave-a-Reply rules (all are listed).
+        ThreadClosed: the article takes no more comments.
+        TooManyRequests: flood control or the hourly limit.
+        Duplicate: the same author already said exactly this here.
+    """
+    own_origin = sites.origin_of(settings.base_url)
+    abuse.check_origin(site, client.origin, own_origin=own_origin)
+    reply = validate_reply(data, site=site, own_origin=own_origin)
+    site_id = ident(site)
+
+    await db.begin_write(session)
+    await _serialize_thread(session, site_id=site_id, key=reply.thread)
+    idempotency = _idempotency_hash(settings, site, client.idempotency_key)
+    token = _submitter_token(settings, site, client)
+    if idempotency is not None:
+        earlier = (
+            await session.exec(
+                select(Comment).where(col(Comment.site_id) == site_id, col(Comment.idempotency_key) == idempotency)
+            )
+        ).first()
+        if earlier is not None:
+            return Submitted(earlier, token)
+
+    thread = await _get_or_create_thread(session, site_id=site_id, reply=reply)
+    if not thread.is_open:
+        raise ThreadClosed("Comments are closed on this article.")
+    parent = await _check_parent(session, site=site, thread=thread, parent_id=reply.parent_id)
+    await abuse.check_rate(session, settings=settings, site_id=site_id, ip=client.ip, email=reply.email)
+    await abuse.check_duplicate(session, thread_id=ident(thread), email=reply.email, content=reply.content)
+
+    html = sanitize.clean(reply.content)
+    ip = abuse.anonymize_ip(client.ip)
+    tokens = spamfilter.features(name=reply.name, email=reply.email, url=reply.url, content=reply.content)
+    verdict = await spamfilter.score(session, site_id=site_id, tokens=tokens)
+    if data.leave_blank.strip():
+        # A honeypot hit is kept as spam (nothing accepted is dropped) and answered like any pending reply.
+        status, reason = CommentStatus.spam, "honeypot"
+    else:
+        draft = rules.Draft(name=reply.name, email=reply.email, url=reply.url, content=reply.content, html=html, ip=ip)
+        decision = await rules.decide_status(session, site=site, draft=draft)
+        status, reason = spamfilter.decide(site, verdict, decision.status, decision.reason)
+    comment = Comment(
+        site_id=site_id,
+        thread_id=ident(thread),
+        parent_id=parent.id if parent else None,
+        depth=parent.depth + 1 if parent else 0,
+        status=status,
+        reason=reason,
+        spam_score=round(verdict.score, 4),
+        author_name=reply.name,
+        author_email=reply.email,
+        author_url=reply.url,
+        content_raw=reply.content,
+        content_html=html,
+        ip=ip,
+        user_agent=(client.user_agent or "")[:500] or None,
+        submitter_hash=security.token_hash(token),
+        idempotency_key=idempotency,
+    )
+    session.add(comment)
+    await session.flush()
+    comment.root_id = parent.root_id if parent else comment.id
+    await abuse.record_post(session, settings=settings, ip=client.ip)
+    if status == CommentStatus.approved:
+        await refresh_thread(session, ident(thread))
+    await session.flush()
+    return Submitted(comment, token)
+
+
+async def _serialize_thread(session: AsyncSession, *, site_id: int, key: str) -> None:
+    """Serialize writers of one thread, so duplicate and flood checks cannot race.
+
+    SQLite already runs one writer at a time (BEGIN IMMEDIATE); PostgreSQL takes a
+    transaction-scoped advisory lock on the thread's key.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        lock_id = zlib.crc32(f"{site_id}\x1f{key}".encode())
+        await session.exec(select(func.pg_advisory_xact_lock(lock_id)))
+
+
+def _idempotency_hash(settings: Settings, site: Site, key: str | None) -> str | None:
+    if not key:
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput([FieldError("Idempotency-Key", f"Use at most {MAX_IDEMPOTENCY_KEY} characters.")])
+    return security.keyed_token(settings.secret_key, "idempotency", site.slug, key)
+
+
+def _submitter_token(settings: Settings, site: Site, client: ClientInfo) -> str:
+    """The submitter token for this reply.
+
+    A token the reader already holds is reused, so all their comments share it; with an
+    Idempotency-Key it is derived from the key, so a retry answers with the same token.
+    """
+    if client.token and 20 <= len(client.token) <= 100 and client.token.isascii():
+        return client.token
+    if client.idempotency_key:
+        return security.keyed_token(settings.secret_key, "submitter", site.slug, client.idempotency_key)
+    return security.new_token()
+
+
+async def _get_or_create_thread(session: AsyncSession, *, site_id: int, reply: CleanReply) -> Thread:
+    """The thread of this article (or the one it was merged into), created by its first comment.
+
+    Race-free without an error path: insert-or-ignore, then read.
+    """
+    thread = await threads.find_thread(session, site_id=site_id, key=reply.thread)
+    if thread is None:
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        await session.exec(
+            insert(Thread)
+            .values(
+                site_id=site_id,
+                key=reply.thread,
+                title=reply.thread_title,
+                url=reply.thread_url,
+                is_open=True,
+                approved_count=0,
+                version=1,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["site_id", "key"])
+        )
+        thread = (
+            await session.exec(select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == reply.thread))
+        ).one()
+    if thread.title is None and reply.thread_title:
+        thread.title = reply.thread_title
+    if thread.url is None and reply.thread_url:
+        thread.url = reply.thread_url
+    return thread
+
+
+async def _check_parent(session: AsyncSession, *, site: Site, thread: Thread, parent_id: int | None) -> Comment | None:
+    """A reply's parent must be an approved comment of the same thread, above the site's depth cap."""
+    if parent_id is None:
+        return None
+    parent = await session.get(Comment, parent_id) if 0 < parent_id <= MAX_ID else None
+    if parent is None or parent.thread_id != thread.id or parent.status != CommentStatus.approved:
+        raise InvalidInput(
+            [FieldError("parent_id", "The comment you are replying to does not exist or is not approved yet.")]
+        )
+    if parent.depth + 1 >= site.max_depth:
+        raise InvalidInput([FieldError("parent_id", f"Replies can be nested at most {site.max_depth} levels deep.")])
+    return parent
