@@ -150,9 +150,14 @@ def _spawn(coroutine: Any) -> None:
 
 
 async def drain() -> None:
-    """Wait for the deliveries in flight (tests, and a graceful shutdown; wrap it in a timeout)."""
-    while _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)
+    """Wait for the deliveries in flight (tests, and a graceful shutdown; wrap it in a timeout).
+
+    Polls rather than awaits: the tasks may run on another event loop (a test client's portal).
+    """
+    while True:
+        if all(task.done() for task in list(_tasks)):
+            return
+        await asyncio.sleep(0.01)
 
 
 async def _member_emails(session: AsyncSession, *, site_id: int) -> list[str]:

@@ -237,8 +237,15 @@ def _set_status(session: AsyncSession, comment: Comment, *, user: User, status: 
     comment.moderated_at = utcnow()
     comment.moderated_by = user.id
     after: dict[str, Any] = {"status": status.value} | ({"via": via} if via != "single" else {})
-    _audit(session, user=user, comment=comment, site_id=comment.site_id, action="status",
-           before={"status": before.value}, after=after)  # fmt: skip
+    _audit(
+        session,
+        user=user,
+        comment=comment,
+        site_id=comment.site_id,
+        action="status",
+        before={"status": before.value},
+        after=after,
+    )
     return True
 
 
@@ -264,8 +271,15 @@ async def update_comment(
         html = sanitize.clean(content)
         if not content.strip() or not _TAG.sub("", html).strip():
             raise InvalidInput([FieldError("content", "The comment cannot be empty.")])
-        _audit(session, user=user, comment=comment, site_id=comment.site_id, action="edit",
-               before={"content_raw": comment.content_raw}, after={"content_raw": content})  # fmt: skip
+        _audit(
+            session,
+            user=user,
+            comment=comment,
+            site_id=comment.site_id,
+            action="edit",
+            before={"content_raw": comment.content_raw},
+            after={"content_raw": content},
+        )
         comment.content_raw, comment.content_html, comment.updated_at = content, html, utcnow()
         changed = True
     if status is not None:

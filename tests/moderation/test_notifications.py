@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import hmac
 import json
@@ -164,7 +166,24 @@ async def test_members_get_an_email_when_smtp_is_configured(
     assert len(sink.messages) == 1
     envelope = sink.messages[0]
     assert sorted(envelope.rcpt_tos) == ["mod@alpha.example", "owner@alpha.example"]  # not beta's owner
-    text = envelope.content.decode()
-    assert "Subject: [Alpha] New comment awaiting moderation" in text
+    message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert message["Subject"] == "[Alpha] New comment awaiting moderation"
+    text = message.get_body().get_content()
     assert "eve@example.org" in text  # moderators may see the author's email
     assert f"/admin/queue?site=alpha&status=pending#c{comment.id}" in text
+
+
+async def test_a_reader_reply_triggers_the_webhook(
+    client: Any, session: AsyncSession, world: World, hook: Hook
+) -> None:
+    hook.failures = 0
+    world.alpha.webhook_url = hook.url
+    session.add(world.alpha)
+    await session.commit()
+    body = {"site": "alpha", "thread": "/post-1", "content": "Please hold", "name": "Rea", "email": "rea@example.org"}
+    response = await client.post("/api/comments", json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["comment"]["status"] == "pending"
+    await notifications.drain()
+    assert len(hook.calls) == 1
+    assert json.loads(hook.calls[0][1])["comment"]["comment_id"] == response.json()["comment"]["id"]

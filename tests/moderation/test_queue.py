@@ -26,10 +26,12 @@ async def test_queue_shows_what_the_public_never_sees(login_as: LoginAs, world: 
     await session.exec(
         update(Comment).where(col(Comment.id) == world.pending.id).values(ip="203.0.113.0", user_agent="UA/1.0")
     )
-    await make_comment(session, thread=world.alpha_thread, status=CommentStatus.approved, name="Bob",
-                       email="bob@example.org")  # fmt: skip
-    await make_comment(session, thread=world.alpha_thread, status=CommentStatus.spam, name="Bob",
-                       email="bob@example.org")  # fmt: skip
+    await make_comment(
+        session, thread=world.alpha_thread, status=CommentStatus.approved, name="Bob", email="bob@example.org"
+    )
+    await make_comment(
+        session, thread=world.alpha_thread, status=CommentStatus.spam, name="Bob", email="bob@example.org"
+    )
     moderator = await login_as("mod@alpha.example")
     response = await moderator.get("/api/moderation/comments", params={"site": "alpha"})
     assert response.status_code == 200
@@ -41,8 +43,12 @@ async def test_queue_shows_what_the_public_never_sees(login_as: LoginAs, world: 
     assert entry["user_agent"] == "UA/1.0"
     assert entry["content_raw"] == "Hi"
     assert entry["html"] == "<p>Hi</p>"
-    assert entry["thread"] == {"id": world.alpha_thread.id, "key": "/post-1", "title": "Post one",
-                               "url": "https://alpha.example/1"}  # fmt: skip
+    assert entry["thread"] == {
+        "id": world.alpha_thread.id,
+        "key": "/post-1",
+        "title": "Post one",
+        "url": "https://alpha.example/1",
+    }
     assert entry["history"] == {"approved": 1, "pending": 0, "spam": 1, "trash": 0}
     assert page["counts"] == {"pending": 1, "approved": 2, "spam": 1, "trash": 0}
     assert page["next_cursor"] is None
@@ -52,8 +58,14 @@ async def test_queue_filters(login_as: LoginAs, world: World, session: AsyncSess
     other = Thread(site_id=world.alpha.id, key="/post-2")  # type: ignore[arg-type]
     session.add(other)
     await session.commit()
-    carol = await make_comment(session, thread=other, status=CommentStatus.pending, name="Carol",
-                               email="Carol@Example.org", content="About 100% of cats")  # fmt: skip
+    carol = await make_comment(
+        session,
+        thread=other,
+        status=CommentStatus.pending,
+        name="Carol",
+        email="Carol@Example.org",
+        content="About 100% of cats",
+    )
     owner = await login_as("owner@alpha.example")
 
     async def ids(**params: str) -> list[int]:
@@ -84,8 +96,15 @@ async def test_keyset_pagination_is_newest_first_and_stable(
         comment = await make_comment(session, thread=world.alpha_thread, status=CommentStatus.spam, content=f"#{n}")
         made.append(comment.id)
     # Two comments share a timestamp: the id breaks the tie, so none is skipped or repeated.
-    stamps = [base, base, base + timedelta(minutes=1), base + timedelta(minutes=2), base + timedelta(minutes=3),
-              base + timedelta(minutes=4), base + timedelta(minutes=5)]  # fmt: skip
+    stamps = [
+        base,
+        base,
+        base + timedelta(minutes=1),
+        base + timedelta(minutes=2),
+        base + timedelta(minutes=3),
+        base + timedelta(minutes=4),
+        base + timedelta(minutes=5),
+    ]
     for comment_id, stamp in zip(made, stamps, strict=True):
         await session.exec(update(Comment).where(col(Comment.id) == comment_id).values(created_at=stamp))
     await session.commit()
@@ -174,8 +193,9 @@ async def test_editing_sanitizes_again_and_is_audited(login_as: LoginAs, world: 
 async def test_bulk_is_all_or_nothing(login_as: LoginAs, world: World, session: AsyncSession) -> None:
     owner = await login_as("owner@alpha.example")
     ids = [world.pending.id, world.approved.id]
-    mixed = await owner.send("POST", "/api/moderation/comments/bulk",
-                             json={"ids": [*ids, world.beta_pending.id], "status": "spam"})  # fmt: skip
+    mixed = await owner.send(
+        "POST", "/api/moderation/comments/bulk", json={"ids": [*ids, world.beta_pending.id], "status": "spam"}
+    )
     assert mixed.status_code == 404
     assert str(world.beta_pending.id) in mixed.json()["detail"]
     await session.commit()
@@ -188,8 +208,9 @@ async def test_bulk_is_all_or_nothing(login_as: LoginAs, world: World, session: 
     events = (await session.exec(select(AuditEvent).order_by(col(AuditEvent.comment_id)))).all()
     assert [(e.comment_id, e.after) for e in events] == [(i, {"status": "spam", "via": "bulk"}) for i in sorted(ids)]
     assert (await thread_state(session, world.alpha_thread.id))[0] == 0
-    too_many = await owner.send("POST", "/api/moderation/comments/bulk", json={"ids": list(range(1, 502)),
-                                                                              "status": "spam"})  # fmt: skip
+    too_many = await owner.send(
+        "POST", "/api/moderation/comments/bulk", json={"ids": list(range(1, 502)), "status": "spam"}
+    )
     assert too_many.status_code == 400
 
 

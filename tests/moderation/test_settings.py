@@ -35,8 +35,9 @@ async def test_owner_reads_and_changes_the_rules(login_as: LoginAs, world: World
     body = response.json()
     assert body["webhook_secret_set"] is True
     assert "s3cret" not in response.text
-    assert {k: body[k] for k in changes if k != "webhook_secret"} == {k: v for k, v in changes.items()
-                                                                      if k != "webhook_secret"}  # fmt: skip
+    assert {k: body[k] for k in changes if k != "webhook_secret"} == {
+        k: v for k, v in changes.items() if k != "webhook_secret"
+    }
     await session.commit()
     site = (
         await session.exec(select(Site).where(col(Site.slug) == "alpha").execution_options(populate_existing=True))
@@ -64,8 +65,10 @@ async def test_invalid_settings_are_refused(login_as: LoginAs, world: World, bad
 async def test_members_are_managed_by_owners(login_as: LoginAs, world: World, session: AsyncSession) -> None:
     owner = await login_as("owner@alpha.example")
     listed = (await owner.get(MEMBERS)).json()
-    assert [(m["email"], m["role"]) for m in listed] == [("owner@alpha.example", "owner"),
-                                                        ("mod@alpha.example", "moderator")]  # fmt: skip
+    assert [(m["email"], m["role"]) for m in listed] == [
+        ("owner@alpha.example", "owner"),
+        ("mod@alpha.example", "moderator"),
+    ]
     no_password = await owner.send("POST", MEMBERS, json={"email": "new@alpha.example", "role": "moderator"})
     assert no_password.status_code == 400
     created = await owner.send(
