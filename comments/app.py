@@ -10,6 +10,7 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyPlugin,
 )
 from litestar import Litestar, MediaType, Response, get
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from comments import db, maintenance
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
+from comments.moderation import routes as moderation
 from comments.submission import routes as submission
 from comments.widget import routes as widget
 from comments.widget.service import PageCache
@@ -59,14 +61,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
         set_default_exception_handler=False,
     )
     return Litestar(
-        route_handlers=[healthz, *submission.ROUTES, *widget.ROUTES],
+        route_handlers=[healthz, *submission.ROUTES, *widget.ROUTES, *moderation.ROUTES],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         exception_handlers=EXCEPTION_HANDLERS,
+        # Moderator writes need the `csrftoken` cookie echoed in `x-csrftoken` (or the `_csrf_token` form field);
+        # public reader routes and login opt out with opt={"exclude_from_csrf": True}.
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key, cookie_secure=settings.secure_cookies, exclude_from_csrf_key="exclude_from_csrf"
+        ),
         on_shutdown=[engine.dispose],
         lifespan=[lambda _app: maintenance.periodic(engine, interval=settings.maintenance_interval)],
         state=State({"settings": settings, "page_cache": PageCache()}),
         template_config=TemplateConfig(
-            directory=[PACKAGE_DIR / "widget" / "templates", PACKAGE_DIR / "submission" / "templates"],
+            directory=[
+                PACKAGE_DIR / "widget" / "templates",
+                PACKAGE_DIR / "submission" / "templates",
+                PACKAGE_DIR / "moderation" / "templates",
+            ],
             engine=JinjaTemplateEngine,
         ),
         openapi_config=OpenAPIConfig(

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     maintenance_interval: float = Field(
         default=3600, ge=0, description="Seconds between retention passes inside `serve`; 0 = off."
     )
+    smtp_host: str = Field(default="", description="SMTP server for moderator notifications; empty = no email.")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str = Field(default="", description="SMTP login; empty = no AUTH.")
+    smtp_password: str = Field(default="")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_from: str = Field(default="comments@localhost", description="Sender address of notifications.")
     debug: bool = False
 
     @property

@@ -57,6 +57,23 @@ class NotFound(CommentsError):
     code = "not_found"
 
 
+class NotAuthenticated(CommentsError):
+    """No valid login session: log in first."""
+
+    status_code = 401
+    code = "not_authenticated"
+
+
+class RateLimited(CommentsError):
+    """Too many attempts in a short time; try again later."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int = 900) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
 class Conflict(CommentsError):
     """The request clashes with stored state."""
 

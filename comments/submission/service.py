@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from comments import db, sanitize, security, sites, spamfilter, threads
 from comments.errors import FieldError, InvalidInput, ThreadClosed
 from comments.models import Comment, CommentStatus, Thread, ident, utcnow
+from comments.moderation import notifications
 from comments.submission import abuse, rules
 from comments.submission.validation import validate_reply
 from comments.threads import refresh_thread
@@ -127,6 +128,8 @@ async def submit_reply(
     if status == CommentStatus.approved:
         await refresh_thread(session, ident(thread))
     await session.flush()
+    # Sent after the commit by a background task (webhook, email); a no-op unless the comment is pending.
+    await notifications.notify_pending(session, site=site, comment=comment, settings=settings)
     return Submitted(comment, token)
 
 
