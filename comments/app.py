@@ -13,6 +13,7 @@ from litestar import Litestar, MediaType, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from litestar.template import TemplateConfig
@@ -29,9 +30,20 @@ from comments.widget.service import PageCache
 
 log = logging.getLogger("comments")
 PACKAGE_DIR = Path(__file__).resolve().parent
+# Comments are at most 64 KB of text; a form post or JSON body several times that is never legitimate.
+MAX_BODY_BYTES = 256 * 1024
 
 
-@get("/healthz", media_type=MediaType.JSON, cache=False)
+@get(
+    "/healthz",
+    media_type=MediaType.JSON,
+    cache=False,
+    responses={
+        503: ResponseSpec(
+            data_container=dict[str, str], description="The database does not answer.", generate_examples=False
+        )
+    },
+)
 async def healthz(db_engine: NamedDependency[AsyncEngine]) -> Response[dict[str, str]]:
     """Liveness and readiness: 200 only when the database answers, 503 otherwise."""
     try:
@@ -62,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[healthz, *submission.ROUTES, *widget.ROUTES],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
         on_shutdown=[engine.dispose],
         state=State({"settings": settings, "page_cache": PageCache()}),
         template_config=TemplateConfig(

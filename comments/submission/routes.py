@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -12,13 +13,14 @@ from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Parameter, Schema
 from litestar.response import Redirect, Template
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments import cors, db, sites
-from comments.errors import CommentsError, FieldError, InvalidInput, error_body
+from comments.errors import CommentsError, FieldError, InvalidInput, error_body, error_responses
 from comments.submission import service
-from comments.submission.schemas import ReplyCreate, ReplyCreated
+from comments.submission.schemas import REPLY_REQUEST_BODY, ReplyCreate, ReplyCreated
 from comments.widget.service import public_comment
 
 if TYPE_CHECKING:
@@ -27,7 +29,39 @@ if TYPE_CHECKING:
 log = logging.getLogger("comments.submission")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 PUBLIC = {"exclude_from_csrf": True}
-ERROR = ResponseSpec(data_container=dict[str, Any], description="`{detail, code, errors?}`")
+ERROR_CODES = (400, 403, 404, 409, 413, 429)
+HTML_PAGE = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, description="An HTML page listing the errors."))
+
+
+@dataclass
+class ReplyOperation(Operation):
+    """OpenAPI for `create_reply`, which decodes its body itself (JSON or form), so Litestar cannot infer it."""
+
+    def __post_init__(self) -> None:
+        """Document the body, the optional headers, and the HTML error page a form post gets."""
+        self.request_body = REPLY_REQUEST_BODY
+        self.parameters = [
+            *(self.parameters or []),
+            Parameter(
+                name="X-Comment-Token",
+                param_in="header",
+                schema=Schema(type=OpenAPIType.STRING),
+                description=(
+                    "The submitter token of an earlier reply, so all of a reader's comments share it; "
+                    "one this service cannot have issued (not 20-100 ASCII characters) is ignored."
+                ),
+            ),
+            Parameter(
+                name="Idempotency-Key",
+                param_in="header",
+                schema=Schema(type=OpenAPIType.STRING, max_length=service.MAX_IDEMPOTENCY_KEY),
+                description="A retry with the same key answers with the first reply instead of storing another.",
+            ),
+        ]
+        for code in ERROR_CODES:
+            response = (self.responses or {}).get(str(code))
+            if isinstance(response, OpenAPIResponse) and response.content is not None and code != 413:
+                response.content["text/html"] = HTML_PAGE
 
 
 async def _read_reply(request: Request[Any, Any, Any]) -> tuple[ReplyCreate, bool]:
@@ -60,14 +94,13 @@ def _client(request: Request[Any, Any, Any]) -> service.ClientInfo:
     opt=PUBLIC,
     status_code=201,
     summary="Post a reply (JSON or classic form post)",
+    operation_class=ReplyOperation,
     responses={
-        201: ResponseSpec(data_container=ReplyCreated, description="Stored; normally pending moderation."),
+        201: ResponseSpec(
+            data_container=ReplyCreated, description="Stored; normally pending moderation.", generate_examples=False
+        ),
         303: ResponseSpec(data_container=None, description="Form post stored: back to the article."),
-        400: ERROR,
-        403: ERROR,
-        404: ERROR,
-        409: ERROR,
-        429: ERROR,
+        **error_responses(*ERROR_CODES),
     },
 )
 async def create_reply(

@@ -16,15 +16,17 @@ from litestar.response import File, Template
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments import cors, security, sites
-from comments.errors import CommentsError, error_body
+from comments.errors import CommentsError, error_body, error_responses
 from comments.widget import service
 from comments.widget.schemas import ThreadCounts, ThreadPage
 
 STATIC = Path(__file__).resolve().parent / "static"
 PUBLIC = {"exclude_from_csrf": True}
-ERROR = ResponseSpec(data_container=dict[str, Any], description="`{detail, code, errors?}`")
 CACHE_CONTROL = "public, max-age=5, must-revalidate"
 DEMO_THREAD = "/demo"
+# Thread keys are text: no NUL byte (PostgreSQL cannot store one, so no thread can have it).
+TEXT_PATTERN = "^[^\\u0000]*$"
+ThreadKey = Annotated[str, Parameter(pattern=TEXT_PATTERN)]
 
 
 def _etag(*parts: object) -> str:
@@ -36,10 +38,11 @@ def _etag(*parts: object) -> str:
     opt=PUBLIC,
     summary="Read a thread's approved comments",
     responses={
-        200: ResponseSpec(data_container=ThreadPage, description="One page, in display order."),
+        200: ResponseSpec(
+            data_container=ThreadPage, description="One page, in display order.", generate_examples=False
+        ),
         304: ResponseSpec(data_container=None, description="Unchanged since the ETag you sent."),
-        400: ERROR,
-        404: ERROR,
+        **error_responses(400, 404),
     },
 )
 async def list_thread(
@@ -47,7 +50,7 @@ async def list_thread(
     db_session: NamedDependency[AsyncSession],
     state: State,
     site: Annotated[str, Parameter(min_length=1, max_length=64)],
-    thread: Annotated[str, Parameter(min_length=1, max_length=500)],
+    thread: Annotated[str, Parameter(min_length=1, max_length=500, pattern=TEXT_PATTERN)],
     cursor: Annotated[str | None, Parameter(max_length=200)] = None,
     limit: Annotated[int, Parameter(ge=1, le=service.MAX_PAGE)] = service.DEFAULT_PAGE,
     token: Annotated[str | None, HeaderParameter(name="X-Comment-Token", max_length=100)] = None,
@@ -87,9 +90,8 @@ async def list_thread(
     opt=PUBLIC,
     summary="Public comment counts for listing pages",
     responses={
-        200: ResponseSpec(data_container=ThreadCounts, description="Counts keyed by thread."),
-        400: ERROR,
-        404: ERROR,
+        200: ResponseSpec(data_container=ThreadCounts, description="Counts keyed by thread.", generate_examples=False),
+        **error_responses(400, 404),
     },
 )
 async def count_threads(
@@ -97,7 +99,7 @@ async def count_threads(
     db_session: NamedDependency[AsyncSession],
     state: State,
     site: Annotated[str, Parameter(min_length=1, max_length=64)],
-    thread: Annotated[list[str], Parameter(max_items=service.MAX_COUNT_THREADS)],
+    thread: Annotated[list[ThreadKey], Parameter(max_items=service.MAX_COUNT_THREADS)],
 ) -> Response[Any]:
     """Approved counts for up to 100 threads (`?thread=A&thread=B`); unknown threads count 0."""
     counts = await service.count_threads(db_session, site_slug=site, keys=thread)

@@ -13,6 +13,7 @@ import msgspec
 from sqlalchemy import and_, or_, select, tuple_
 from sqlmodel import col
 
+from comments import sites, threads
 from comments.errors import FieldError, InvalidInput, NotFound
 from comments.models import Comment, CommentStatus, Site, Thread
 from comments.widget.schemas import AuthorPublic, CommentPublic, ThreadCounts, ThreadPage, ThreadPublic
@@ -65,7 +66,11 @@ async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> Th
 
     Raises:
         NotFound: unknown site.
+        InvalidInput: the key holds characters no thread key can have.
     """
+    threads.check_keys([key])
+    if not sites.is_slug(site_slug):
+        raise NotFound(f"Unknown site: {site_slug!r}.")
     row: Any = (
         await _core(
             session,
@@ -289,6 +294,9 @@ async def count_threads(session: AsyncSession, *, site_slug: str, keys: list[str
     """
     if not keys or len(keys) > MAX_COUNT_THREADS:
         raise InvalidInput([FieldError("thread", f"Ask for 1 to {MAX_COUNT_THREADS} threads at a time.")])
+    threads.check_keys(keys)
+    if not sites.is_slug(site_slug):
+        raise NotFound(f"Unknown site: {site_slug!r}.")
     site_id = (await _core(session, select(_S.id).where(_S.slug == site_slug))).scalar()
     if site_id is None:
         raise NotFound(f"Unknown site: {site_slug!r}.")
