@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import MediaType, Request, Response, post, route
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("comments.submission")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_FORM_FIELDS = 100  # the form has ten; a body of thousands of empty fields is only a way to burn CPU
 PUBLIC = {"exclude_from_csrf": True}
 ERROR_CODES = (400, 403, 404, 409, 413, 429)
 HTML_PAGE = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, description="An HTML page listing the errors."))
@@ -65,18 +67,45 @@ class ReplyOperation(Operation):
 
 
 async def _read_reply(request: Request[Any, Any, Any]) -> tuple[ReplyCreate, bool]:
-    """Decode the body as JSON or as a classic form post; the flag says which."""
+    """Decode the body as JSON or as a classic form post; the flag says which.
+
+    Anything that is not valid UTF-8 text, or JSON nested past the decoder's depth,
+    is a 400: it is refused, never repaired (U+FFFD would silently alter what was typed).
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         if content_type in FORM_TYPES:
-            form = await request.form()
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            if content_type == "multipart/form-data":
+                form = await request.form()
+                fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            else:
+                fields = _parse_urlencoded(await request.body())
             if fields.get("parent_id", "").strip() in ("", "0"):
                 fields.pop("parent_id", None)
             return msgspec.convert(fields, ReplyCreate, strict=False), True
         return msgspec.json.decode(await request.body(), type=ReplyCreate), False
+    except UnicodeDecodeError as exc:
+        raise ValidationException("Invalid request body: it is not valid UTF-8 text.") from exc
+    except RecursionError as exc:
+        raise ValidationException("Invalid request body: it is nested too deeply.") from exc
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ValidationException(f"Invalid request body: {exc}") from exc
+
+
+def _parse_urlencoded(body: bytes) -> dict[str, str]:
+    """A urlencoded form, decoded strictly (the last of repeated fields wins).
+
+    Raises:
+        UnicodeDecodeError: the body or a percent-encoded value is not UTF-8.
+        ValidationException: more fields than the form has.
+    """
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except ValueError as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            raise
+        raise ValidationException(f"Invalid request body: more than {MAX_FORM_FIELDS} form fields.") from exc
+    return dict(pairs)
 
 
 def _client(request: Request[Any, Any, Any]) -> service.ClientInfo:
