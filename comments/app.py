@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from comments import db
+from comments import db, headers
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
 from comments.submission import routes as submission
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[healthz, *submission.ROUTES, *widget.ROUTES],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[headers.add_security_headers],
         request_max_body_size=MAX_BODY_BYTES,
         on_shutdown=[engine.dispose],
         state=State({"settings": settings, "page_cache": PageCache()}),

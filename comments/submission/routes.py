@@ -153,7 +153,9 @@ async def create_reply(
         submitted = await service.submit_reply(db_session, settings=state.settings, site=site, data=data, client=client)
     except CommentsError as exc:
         if is_form:
-            return _form_error_page(exc, back=_back_link(request, data, site, own_origin))
+            return _form_error_page(
+                exc, back=_back_link(request, data, site, own_origin), base_url=state.settings.base_url
+            )
         headers = cors.cors_headers(client.origin, site.origins if site else [], own_origin=own_origin)
         return Response(error_body(exc), status_code=exc.status_code, headers={**exc.headers, **headers})
     comment = submitted.comment
@@ -188,11 +190,11 @@ def _back_link(
     return None
 
 
-def _form_error_page(exc: CommentsError, *, back: str | None) -> Template:
+def _form_error_page(exc: CommentsError, *, back: str | None, base_url: str) -> Template:
     """A plain page that lists every error with a link back, like WordPress's wp-comments-post.php."""
     return Template(
         template_name="form_error.html",
-        context={"error": error_body(exc), "back": back},
+        context={"error": error_body(exc), "back": back, "base_url": base_url.rstrip("/")},
         status_code=exc.status_code,
         headers=exc.headers,
     )

@@ -145,6 +145,17 @@ async def widget_styles() -> File:
     )
 
 
+@get("/pages.css", include_in_schema=False)
+async def page_styles() -> File:
+    """Styles of the pages this service renders (demo article, form error page); inline styles break the CSP."""
+    return File(
+        STATIC / "pages.css",
+        content_disposition_type="inline",
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
 @get("/demo", include_in_schema=False)
 async def demo_article(state: State) -> Template:
     """A placeholder article that embeds the widget, so a newcomer sees the whole flow."""
@@ -154,4 +165,4 @@ async def demo_article(state: State) -> Template:
     )
 
 
-ROUTES = [preflight_counts, list_thread, count_threads, widget_script, widget_styles, demo_article]
+ROUTES = [preflight_counts, list_thread, count_threads, widget_script, widget_styles, page_styles, demo_article]
