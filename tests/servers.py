@@ -122,3 +122,26 @@ def wait_ready(server: Server, timeout: float = 60) -> None:
 def reply(site: str, thread: str, content: str, email: str, **extra: Any) -> dict[str, Any]:
     """A valid JSON reply body."""
     return {"site": site, "thread": thread, "content": content, "name": "Load Tester", "email": email, **extra}
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One submission as the client saw it: its unique tag, where it went, and the answer (0: no answer)."""
+
+    tag: str
+    thread: str
+    status: int
+    comment_id: int | None
+    idempotency_key: str | None = None
+
+
+def post_reply(http: httpx.Client, base: str, site: str, thread: str, tag: str, key: str | None = None) -> Sent:
+    """Post one reply whose content and email carry `tag`; a transport error is recorded as status 0."""
+    headers = {"Idempotency-Key": key} if key else {}
+    body = reply(site, thread, f"Load test comment {tag}.", f"{tag}@example.org")
+    try:
+        response = http.post(f"{base}/api/comments", json=body, headers=headers)
+    except httpx.TransportError:
+        return Sent(tag, thread, 0, None, key)
+    comment_id = response.json()["comment"]["id"] if response.status_code == 201 else None
+    return Sent(tag, thread, response.status_code, comment_id, key)
