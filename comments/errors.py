@@ -47,6 +47,7 @@ ERROR_DESCRIPTIONS = {
     403: "Refused: posted from a page of another origin.",
     404: "Unknown site, thread or comment.",
     405: "Method not allowed on this path.",
+    408: "The request body did not arrive in time.",
     409: "Conflicts with stored state: duplicate comment, closed thread.",
     413: "Request body too large.",
     429: "Flood control or the hourly limit; `Retry-After` says when to try again.",
@@ -166,7 +167,14 @@ def _field_name(item: dict[str, Any]) -> str:
 
 def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     """Framework errors (404 route, 405, 413, CSRF 403...) in the same shape."""
-    code = {403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 429: "rate_limited"}
+    code = {
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        408: "timeout",
+        413: "too_large",
+        429: "rate_limited",
+    }
     body = {"detail": exc.detail, "code": code.get(exc.status_code, "http_error")}
     return Response(body, status_code=exc.status_code, headers=exc.headers)
 

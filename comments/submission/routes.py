@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+import anyio
 import msgspec
 from litestar import MediaType, Request, Response, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Parameter, Schema
 from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_408_REQUEST_TIMEOUT
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments import cors, db, sites
@@ -28,10 +30,9 @@ if TYPE_CHECKING:
     from comments.models import Site
 
 log = logging.getLogger("comments.submission")
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_FORM_FIELDS = 100  # the form has ten; a body of thousands of empty fields is only a way to burn CPU
 PUBLIC = {"exclude_from_csrf": True}
-ERROR_CODES = (400, 403, 404, 409, 413, 429)
+ERROR_CODES = (400, 403, 404, 408, 409, 413, 429)
 HTML_PAGE = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, description="An HTML page listing the errors."))
 
 
@@ -62,28 +63,38 @@ class ReplyOperation(Operation):
         ]
         for code in ERROR_CODES:
             response = (self.responses or {}).get(str(code))
-            if isinstance(response, OpenAPIResponse) and response.content is not None and code != 413:
+            if isinstance(response, OpenAPIResponse) and response.content is not None and code not in (408, 413):
                 response.content["text/html"] = HTML_PAGE
 
 
-async def _read_reply(request: Request[Any, Any, Any]) -> tuple[ReplyCreate, bool]:
+async def _read_reply(request: Request[Any, Any, Any], *, read_seconds: float) -> tuple[ReplyCreate, bool]:
     """Decode the body as JSON or as a classic form post; the flag says which.
 
     Anything that is not valid UTF-8 text, or JSON nested past the decoder's depth,
     is a 400: it is refused, never repaired (U+FFFD would silently alter what was typed).
+    A body still incomplete after `read_seconds` is a 408: uvicorn has no read timeout
+    of its own, and a client trickling a body byte by byte would otherwise hold the
+    request open indefinitely. (No database connection is taken before the body is in.)
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
-        if content_type in FORM_TYPES:
+        with anyio.fail_after(read_seconds):
             if content_type == "multipart/form-data":
                 form = await request.form()
-                fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            else:
+                fields: dict[str, str] | None = {k: v for k, v in form.items() if isinstance(v, str)}
+            elif content_type == "application/x-www-form-urlencoded":
                 fields = _parse_urlencoded(await request.body())
+            else:
+                fields, body = None, await request.body()
+        if fields is not None:
             if fields.get("parent_id", "").strip() in ("", "0"):
                 fields.pop("parent_id", None)
             return msgspec.convert(fields, ReplyCreate, strict=False), True
-        return msgspec.json.decode(await request.body(), type=ReplyCreate), False
+        return msgspec.json.decode(body, type=ReplyCreate), False
+    except TimeoutError as exc:
+        raise HTTPException(
+            status_code=HTTP_408_REQUEST_TIMEOUT, detail="The request body arrived too slowly."
+        ) from exc
     except UnicodeDecodeError as exc:
         raise ValidationException("Invalid request body: it is not valid UTF-8 text.") from exc
     except RecursionError as exc:
@@ -141,7 +152,7 @@ async def create_reply(
     A urlencoded form post (the no-JavaScript path) answers 303 back to the article at
     `#comment-ID`, or an HTML page that lists the errors with a link back.
     """
-    data, is_form = await _read_reply(request)
+    data, is_form = await _read_reply(request, read_seconds=state.settings.body_timeout_seconds)
     client = _client(request)
     own_origin = sites.origin_of(state.settings.base_url)
     site: Site | None = None
