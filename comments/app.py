@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from comments import db, headers
+from comments import db, headers, maintenance
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
 from comments.submission import routes as submission
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[headers.add_security_headers],
         request_max_body_size=MAX_BODY_BYTES,
         on_shutdown=[engine.dispose],
+        lifespan=[lambda _app: maintenance.periodic(engine, interval=settings.maintenance_interval)],
         state=State({"settings": settings, "page_cache": PageCache()}),
         template_config=TemplateConfig(
             directory=[PACKAGE_DIR / "widget" / "templates", PACKAGE_DIR / "submission" / "templates"],

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         default=10, gt=0, description="`comments serve` closes a connection whose request head is not in by then."
     )
     db_pool_size: int = Field(default=10, ge=1)
+    maintenance_interval: float = Field(
+        default=3600, ge=0, description="Seconds between retention passes inside `serve`; 0 = off."
+    )
     debug: bool = False
 
     @property

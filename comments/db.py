@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -74,12 +76,12 @@ async def begin_write(session: AsyncSession) -> None:
     already opened a plain transaction is a bug (that transaction could fail with
     "database is locked" under load), so it raises.
     """
-    if session.in_transaction():
-        connection = (await session.connection()).sync_connection
-        if connection is None or not connection.get_execution_options().get("sqlite_write"):
-            raise RuntimeError("begin_write() must come before the transaction's first statement")
-        return
-    await session.connection(execution_options={"sqlite_write": True})
+    with warnings.catch_warnings():
+        # SQLAlchemy warns (and ignores the option) when the connection already exists; we check below.
+        warnings.simplefilter("ignore", SAWarning)
+        connection = (await session.connection(execution_options={"sqlite_write": True})).sync_connection
+    if connection is None or not connection.get_execution_options().get("sqlite_write"):
+        raise RuntimeError("begin_write() must come before the transaction's first statement")
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -17,6 +17,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def ident(row: SQLModel) -> int:
+    """The primary key of a stored row; the type checker cannot know a flushed row has one."""
+    value = getattr(row, "id", None)
+    if not isinstance(value, int):
+        raise RuntimeError(f"{type(row).__name__} is not stored yet")
+    return value
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Stores UTC and always hands back aware datetimes, also on SQLite (which keeps no zone)."""
 
@@ -96,6 +104,16 @@ class Site(SQLModel, table=True):
     )
     webhook_url: str | None = Field(default=None, max_length=500)
     webhook_secret: str | None = Field(default=None, max_length=200)
+    # Query parameters that identify an article (e.g. "p" for WordPress's ?p=123); all others are noise.
+    thread_query_params: list[str] = Field(
+        default_factory=list, sa_type=sa.JSON, sa_column_kwargs={"server_default": "[]"}
+    )
+    # Spam filter: at or above `spam_threshold` a new comment goes to spam, at or above `spam_hold` it is held.
+    spam_threshold: float = Field(default=0.9, sa_column_kwargs={"server_default": "0.9"})
+    spam_hold: float = Field(default=0.5, sa_column_kwargs={"server_default": "0.5"})
+    # Retention: forget IP and user agent after N days; purge spam and trash after N days (None = keep).
+    retention_personal_days: int | None = Field(default=None)
+    retention_purge_days: int | None = Field(default=None)
     created_at: datetime = _time()
 
 
@@ -148,6 +166,8 @@ class Comment(SQLModel, table=True):
     submitter_hash: str | None = Field(default=None, max_length=64, index=True)
     idempotency_key: str | None = Field(default=None, max_length=64)
     source_id: str | None = Field(default=None, max_length=200)
+    spam_score: float | None = Field(default=None)
+    trained_as: str | None = Field(default=None, max_length=8)  # "spam" | "ham": what the filter learned from it
     created_at: datetime = _time()
     updated_at: datetime = _time()
     moderated_at: datetime | None = _time(nullable=True)
@@ -212,3 +232,46 @@ class RateEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     bucket: str = Field(max_length=200)
     created_at: datetime = _time()
+
+
+class ThreadAlias(SQLModel, table=True):
+    """An old key of a merged thread, so links and embeds using it still find the comments."""
+
+    __tablename__ = "thread_alias"
+    __table_args__ = (sa.UniqueConstraint("site_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: int = Field(foreign_key="site.id", ondelete="CASCADE")
+    key: str = Field(max_length=500)
+    thread_id: int = Field(foreign_key="thread.id", ondelete="CASCADE", index=True)
+
+
+class SpamToken(SQLModel, table=True):
+    """How often a feature appeared in comments moderators marked spam or approved, per site."""
+
+    __tablename__ = "spam_token"
+
+    site_id: int = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True)
+    token: str = Field(max_length=64, primary_key=True)
+    spam: int = Field(default=0)
+    ham: int = Field(default=0)
+
+
+class SpamModel(SQLModel, table=True):
+    """Per-site document totals of the spam filter (the priors)."""
+
+    __tablename__ = "spam_model"
+
+    site_id: int = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True)
+    spam_docs: int = Field(default=0)
+    ham_docs: int = Field(default=0)
+
+
+class JobLease(SQLModel, table=True):
+    """Who runs a periodic job right now, so only one of several app instances does."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=100)
+    expires_at: datetime = _time()

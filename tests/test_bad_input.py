@@ -154,6 +154,9 @@ CASES: dict[str, Bad] = {
     "thread key with nul (read)": get(
         "/api/comments?site=blog&thread=a%00b", 400, "validation_error", field_error("thread", NOT_TEXT)
     ),
+    "embed thread with nul": get(
+        "/embed?site=blog&thread=a%00b", 400, "validation_error", field_error("thread", NOT_TEXT)
+    ),
     "counts thread with nul": get(
         "/api/counts?site=blog&thread=a&thread=b%00", 400, "validation_error", field_error("thread", NOT_TEXT)
     ),
@@ -232,6 +235,13 @@ async def test_bad_input_gets_a_specific_4xx_and_changes_nothing(
         if case.errors is not None:
             assert body["errors"] == case.errors
     assert await row_counts(engine) == before
+
+
+async def test_a_non_ascii_moderation_proof_is_simply_wrong(seeded: None, client: AsyncTestClient[Litestar]) -> None:
+    """Found by the fuzzer: hmac.compare_digest raised TypeError (a 500) on a non-ASCII str."""
+    response = await client.get(f"/embed?site=blog&thread={THREAD}&unapproved=1&moderation-hash=%C3%A9")
+    assert response.status_code == 200
+    assert "awaiting moderation" not in response.text
 
 
 def test_the_table_covers_every_kind_of_bad_input() -> None:

@@ -40,7 +40,7 @@ ANSWERS: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/healthz", None, RESOURCE),
     ("GET", "/widget.js", None, RESOURCE),
     ("GET", "/widget.css", None, RESOURCE),
-    ("GET", "/pages.css", None, RESOURCE),
+    ("GET", "/page.css", None, RESOURCE),
     ("GET", "/no/such/route", None, RESOURCE),  # the router's own 404
     ("DELETE", "/api/comments", None, RESOURCE),  # 405
     ("POST", "/api/comments", {"json": reply_body(email="nope")}, RESOURCE),  # 400 JSON

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import msgspec
@@ -22,8 +22,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments import cors, db, sites
 from comments.errors import CommentsError, FieldError, InvalidInput, error_body, error_responses
+from comments.models import CommentStatus
 from comments.submission import service
 from comments.submission.schemas import REPLY_REQUEST_BODY, ReplyCreate, ReplyCreated
+from comments.widget import render
 from comments.widget.service import public_comment
 
 if TYPE_CHECKING:
@@ -164,9 +166,7 @@ async def create_reply(
         submitted = await service.submit_reply(db_session, settings=state.settings, site=site, data=data, client=client)
     except CommentsError as exc:
         if is_form:
-            return _form_error_page(
-                exc, back=_back_link(request, data, site, own_origin), base_url=state.settings.base_url
-            )
+            return _form_error_page(exc, back=_back_link(request, data, site, own_origin))
         headers = cors.cors_headers(client.origin, site.origins if site else [], own_origin=own_origin)
         return Response(error_body(exc), status_code=exc.status_code, headers={**exc.headers, **headers})
     comment = submitted.comment
@@ -180,6 +180,10 @@ async def create_reply(
     )
     if is_form:
         target = _back_link(request, data, site, own_origin) or f"{state.settings.base_url.rstrip('/')}/demo"
+        if comment.status != CommentStatus.approved:
+            # Not public yet, so #comment-ID would point at nothing: the signed flag lets the
+            # server-rendered thread (demo, /embed) say "awaiting moderation" there instead.
+            target = _with_query(target, render.pending_query(state.settings.secret_key, comment.id or 0))
         return Redirect(f"{target.split('#')[0]}#comment-{comment.id}", status_code=303)
     body = ReplyCreated(comment=public_comment(comment), token=submitted.token, message=submitted.message)
     headers = cors.cors_headers(client.origin, site.origins, own_origin=own_origin)
@@ -201,11 +205,18 @@ def _back_link(
     return None
 
 
-def _form_error_page(exc: CommentsError, *, back: str | None, base_url: str) -> Template:
+def _with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with `params` set in its query (replacing earlier values of the same names), without its #fragment."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()]), fragment=""))
+
+
+def _form_error_page(exc: CommentsError, *, back: str | None) -> Template:
     """A plain page that lists every error with a link back, like WordPress's wp-comments-post.php."""
     return Template(
         template_name="form_error.html",
-        context={"error": error_body(exc), "back": back, "base_url": base_url.rstrip("/")},
+        context={"error": error_body(exc), "back": back, "labels": render.FIELD_LABELS},
         status_code=exc.status_code,
         headers=exc.headers,
     )

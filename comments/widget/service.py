@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from comments import sites, threads
 from comments.errors import FieldError, InvalidInput, NotFound
-from comments.models import Comment, CommentStatus, Site, Thread
+from comments.models import Comment, CommentStatus, Site, Thread, ThreadAlias
 from comments.widget.schemas import AuthorPublic, CommentPublic, ThreadCounts, ThreadPage, ThreadPublic
 
 if TYPE_CHECKING:
@@ -62,7 +62,10 @@ class PageCache:
 
 
 async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> ThreadState:
-    """The site and (if it exists) the thread. An unknown thread reads as an open, empty one.
+    """The site and (if it exists) the thread, found by canonical key or by an alias left by a merge.
+
+    An unknown thread reads as an open, empty one. One query, unless the key has a query
+    string: then the site's meaningful parameters are read first to canonicalize it.
 
     Raises:
         NotFound: unknown site.
@@ -71,13 +74,19 @@ async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> Th
     threads.check_keys([key])
     if not sites.is_slug(site_slug):
         raise NotFound(f"Unknown site: {site_slug!r}.")
+    keep: list[str] = []
+    if threads.needs_site_params(key):
+        keep = (await _core(session, select(_S.thread_query_params).where(_S.slug == site_slug))).scalar() or []
+    key = threads.canonical_key(key, keep_params=keep)
     row: Any = (
         await _core(
             session,
             select(_S.id, _S.origins, _S.max_depth, _T.id, _T.version, _T.title, _T.url, _T.is_open, _T.approved_count)
             .select_from(_SITE)
-            .outerjoin(_THREAD, and_(_T.site_id == _S.id, _T.key == key))
-            .where(_S.slug == site_slug),
+            .outerjoin(_ALIAS, and_(_A.site_id == _S.id, _A.key == key))
+            .outerjoin(_THREAD, and_(_T.site_id == _S.id, or_(_T.key == key, _T.id == _A.thread_id)))
+            .where(_S.slug == site_slug)
+            .limit(1),
         )
     ).first()
     if row is None:
@@ -99,7 +108,8 @@ async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> Th
 # Core column collections: the read path selects plain rows, typed as SQLAlchemy columns.
 _SITE: Table = Site.__table__  # type: ignore[attr-defined]
 _THREAD: Table = Thread.__table__  # type: ignore[attr-defined]
-_S, _T, _C = _SITE.c, _THREAD.c, Comment.__table__.c  # type: ignore[attr-defined]
+_ALIAS: Table = ThreadAlias.__table__  # type: ignore[attr-defined]
+_S, _T, _A, _C = _SITE.c, _THREAD.c, _ALIAS.c, Comment.__table__.c  # type: ignore[attr-defined]
 
 
 async def _core(session: AsyncSession, statement: Executable) -> Result[Any]:
@@ -297,11 +307,18 @@ async def count_threads(session: AsyncSession, *, site_slug: str, keys: list[str
     threads.check_keys(keys)
     if not sites.is_slug(site_slug):
         raise NotFound(f"Unknown site: {site_slug!r}.")
-    site_id = (await _core(session, select(_S.id).where(_S.slug == site_slug))).scalar()
-    if site_id is None:
+    site: Any = (await _core(session, select(_S.id, _S.thread_query_params).where(_S.slug == site_slug))).first()
+    if site is None:
         raise NotFound(f"Unknown site: {site_slug!r}.")
-    query = select(_T.key, _T.approved_count).where(_T.site_id == site_id, _T.key.in_(keys))
-    found: list[Any] = list((await _core(session, query)).all())
-    counts = dict.fromkeys(keys, 0)
-    counts.update({row[0]: row[1] for row in found})
+    canonical = {key: threads.canonical_key(key, keep_params=site.thread_query_params) for key in keys}
+    wanted = set(canonical.values())
+    direct = select(_T.key, _T.approved_count).where(_T.site_id == site.id, _T.key.in_(wanted))
+    aliased = (
+        select(_A.key, _T.approved_count)
+        .join(_THREAD, _T.id == _A.thread_id)
+        .where(_A.site_id == site.id, _A.key.in_(wanted))
+    )
+    rows: list[Any] = list((await _core(session, direct.union_all(aliased))).all())
+    found = {row[0]: row[1] for row in rows}
+    counts = {key: found.get(canonical[key], 0) for key in keys}
     return ThreadCounts(counts=counts)
