@@ -1,15 +1,19 @@
-"""The `comments` command: serve, migrate, and manage sites and users."""
+"""The `comments` command: serve, migrate, manage sites and users, export, import, personal-data requests."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import click
+import msgspec
 import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -17,7 +21,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from comments import db, maintenance, migrations, sites, threads
 from comments.config import Settings
 from comments.errors import CommentsError
-from comments.models import Role, ident
+from comments.export import privacy
+from comments.export import service as export_service
+from comments.export.schemas import ExportFormat, ExportOptions, ImportFormat, ImportReport
+from comments.models import CommentStatus, Role, ident
 from comments.moderation import accounts
 
 if TYPE_CHECKING:
@@ -266,3 +273,172 @@ def user_add(email: str, site_slug: str, role: str, password_stdin: bool) -> Non
 
     address = _run(lambda s: _session_call(s, add))
     click.echo(f"{address} is {role} of {site_slug}")
+
+
+def _moment(value: str | None, *, end_of_day: bool = False) -> datetime | None:
+    """An ISO date or datetime as UTC (naive means UTC); a bare `--until` date includes that whole day."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return moment + timedelta(days=1) if end_of_day else moment
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO date (2026-11-25) or time (2026-11-25T10:00:00Z)") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@main.command("export")
+@click.option("--site", "site_slug", required=True, help="Site to export.")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in ExportFormat]), default="jsonl", show_default=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: standard output). Written to FILE.partial, renamed when complete.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in CommentStatus]),
+    help="Only comments with this status; repeatable (default: all).",
+)
+@click.option("--thread", "threads", multiple=True, help="Only this thread (its key); repeatable.")
+@click.option("--since", help="Only comments created at or after this UTC date/time.")
+@click.option("--until", help="Only comments created before this UTC time; a bare date includes that day.")
+@click.option(
+    "--personal-data/--no-personal-data", default=True, show_default=True, help="Include email, IP and user agent."
+)
+def export_command(
+    site_slug: str,
+    fmt: str,
+    output: Path | None,
+    statuses: tuple[str, ...],
+    threads: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    personal_data: bool,
+) -> None:
+    """Export a site's comments as JSON Lines, CSV or WordPress WXR, streamed."""
+    export_format = ExportFormat(fmt)
+    options = ExportOptions(
+        statuses=tuple(CommentStatus(s) for s in statuses),
+        thread_keys=threads,
+        since=_moment(since),
+        until=_moment(until, end_of_day=True),
+        personal_data=personal_data,
+    )
+    partial = output.with_name(output.name + ".partial") if output else None
+    # Progress goes to stderr, and only for a person watching: never into a pipe or a log.
+    show_progress = sys.stderr.isatty()
+
+    async def work(session: Any) -> int:
+        target = await sites.get_site(session, slug=site_slug)
+        writer = export_service.make_writer(export_format, site=target, personal_data=personal_data)
+        total = await export_service.count_comments(session, site=target, options=options) if show_progress else 0
+        written = 0
+        bar = click.progressbar(length=total, label="exporting", file=sys.stderr) if show_progress else None
+        with (
+            open(partial, "wb") if partial else _StdoutSink() as sink,  # noqa: ASYNC230 (a blocking sink is fine in the CLI)
+            bar or contextlib.nullcontext(),
+        ):
+
+            def progress(count: int) -> None:
+                nonlocal written
+                written += count
+                if bar is not None:
+                    bar.update(count)
+
+            chunks = export_service.export_comments(
+                session, site=target, writer=writer, options=options, fmt=export_format, on_progress=progress
+            )
+            async for chunk in chunks:
+                sink.write(chunk)
+        return written
+
+    try:
+        count = _run(lambda s: _session_call(s, work))
+    except BaseException:
+        if partial:
+            partial.unlink(missing_ok=True)
+        raise
+    if output and partial:
+        partial.replace(output)
+    click.echo(f"exported {count} comments" + (f" to {output}" if output else ""), err=True)
+
+
+class _StdoutSink:
+    """Standard output's binary stream, not closed on exit."""
+
+    def __enter__(self) -> BinaryIO:
+        return sys.stdout.buffer
+
+    def __exit__(self, *_exc: object) -> None:
+        sys.stdout.buffer.flush()
+
+
+@main.command("import")
+@click.option("--site", "site_slug", required=True, help="Site to import into.")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in ImportFormat]), required=True)
+@click.argument("file", type=click.File("rb"))
+def import_command(site_slug: str, fmt: str, file: BinaryIO) -> None:
+    """Import comments from a WordPress WXR, Disqus XML or our JSON Lines file, all or nothing.
+
+    Threads are created from the file; re-running the same import adds nothing new.
+    """
+
+    async def work(session: Any) -> ImportReport:
+        await db.begin_write(session)  # before the first query: SQLite takes the write lock up front
+        target = await sites.get_site(session, slug=site_slug)
+        return await export_service.import_comments(session, site=target, fmt=ImportFormat(fmt), source=file)
+
+    report = _run(lambda s: _session_call(s, work))
+    click.echo(
+        f"imported {report.created} comments into {len(report.thread_ids)} threads "
+        f"({report.threads_created} new); {report.skipped_existing} already there, "
+        f"{report.skipped_other} pingbacks/trackbacks skipped, {report.orphans} replies without parent kept top-level"
+    )
+
+
+@main.group("privacy")
+def privacy_group() -> None:
+    """Personal-data requests: export or erase what is stored about an email address."""
+
+
+@privacy_group.command("export")
+@click.argument("email")
+@click.option("--site", "site_slug", help="Only this site (default: every site).")
+@click.option("--output", "-o", type=click.File("wb"), default="-", help="File to write (default: standard output).")
+def privacy_export(email: str, site_slug: str | None, output: BinaryIO) -> None:
+    """Everything stored about EMAIL (comments, account, audit log), as JSON."""
+
+    async def work(session: Any) -> dict[str, Any]:
+        target = await sites.get_site(session, slug=site_slug) if site_slug else None
+        return await privacy.export_personal_data(session, email=email, site=target)
+
+    data = _run(lambda s: _session_call(s, work))
+    output.write(msgspec.json.format(msgspec.json.encode(data), indent=2) + b"\n")
+
+
+@privacy_group.command("erase")
+@click.argument("email")
+@click.option("--site", "site_slug", help="Only this site (default: every site).")
+@click.option("--delete", "delete_comments", is_flag=True, help="Delete the comments instead of anonymizing them.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def privacy_erase(email: str, site_slug: str | None, delete_comments: bool, yes: bool) -> None:
+    """Anonymize (or --delete) every comment written with EMAIL; recorded in the audit log."""
+    if not yes and sys.stdin.isatty():
+        verb = "delete" if delete_comments else "anonymize"
+        click.confirm(f"{verb} every comment written with {email}?", abort=True)
+
+    async def work(session: Any) -> Any:
+        await db.begin_write(session)
+        target = await sites.get_site(session, slug=site_slug) if site_slug else None
+        return await privacy.erase_personal_data(session, email=email, site=target, delete_comments=delete_comments)
+
+    report = _run(lambda s: _session_call(s, work))
+    done = f"deleted {report.deleted}" if delete_comments else f"anonymized {report.anonymized}"
+    click.echo(f"{done} comments in {report.threads} threads")

@@ -134,6 +134,20 @@ class TooManyRequests(CommentsError):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
+class ImportFailed(CommentsError):
+    """An import file is malformed; nothing was imported and `detail` names where it broke."""
+
+    status_code = 422
+    code = "import_failed"
+
+
+class UnsafeXML(CommentsError):
+    """An XML file declares entities or a DTD (external-entity or entity-expansion attack) and was refused."""
+
+    status_code = 422
+    code = "unsafe_xml"
+
+
 def error_body(exc: CommentsError) -> dict[str, Any]:
     """The JSON body of an error, shared by the API handler and the HTML error page."""
     body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}

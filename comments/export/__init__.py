@@ -1,0 +1,1 @@
+"""Site owners: streamed JSON Lines/CSV/WXR export, WXR/Disqus/JSONL import, personal-data requests."""

@@ -1,0 +1,123 @@
+"""Shapes of the export feature: formats, filters, the imported record and the reports."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from comments.models import CommentStatus
+
+
+class ExportFormat(enum.StrEnum):
+    """What `comments export --format` and `GET /api/sites/{site}/export?format=` produce."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+    wxr = "wxr"
+
+
+class ImportFormat(enum.StrEnum):
+    """What `comments import --format` reads."""
+
+    wxr = "wxr"
+    disqus = "disqus"
+    jsonl = "jsonl"
+
+
+# One record of the JSON Lines and CSV exports, in column order. JSONL import reads the same names.
+RECORD_COLUMNS: tuple[str, ...] = (
+    "id",
+    "site",
+    "thread_key",
+    "thread_title",
+    "thread_url",
+    "thread_is_open",
+    "parent_id",
+    "root_id",
+    "depth",
+    "status",
+    "reason",
+    "spam_score",
+    "author_name",
+    "author_email",
+    "author_url",
+    "ip",
+    "user_agent",
+    "content_raw",
+    "content_html",
+    "source_id",
+    "created_at",
+    "updated_at",
+    "moderated_at",
+    "moderated_by",
+)
+
+# Dropped by `--no-personal-data`: what identifies a reader beyond the name they chose to publish.
+PERSONAL_COLUMNS: frozenset[str] = frozenset({"author_email", "ip", "user_agent"})
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Which comments an export holds; every filter is optional (default: the whole site)."""
+
+    statuses: tuple[CommentStatus, ...] = ()
+    thread_keys: tuple[str, ...] = ()
+    since: datetime | None = None  # created_at >= since
+    until: datetime | None = None  # created_at < until
+    personal_data: bool = True
+
+
+@dataclass(slots=True)
+class ImportedThread:
+    """An article as an import file describes it; matched to a thread by key."""
+
+    key: str
+    title: str | None = None
+    url: str | None = None
+    is_open: bool = True
+
+
+@dataclass(slots=True)
+class ImportedComment:
+    """One comment read from an import file, before sanitizing; `where` locates it in the file for errors."""
+
+    source_id: str
+    parent_source_id: str | None
+    thread: ImportedThread
+    status: CommentStatus
+    author_name: str
+    author_email: str
+    author_url: str | None
+    content_raw: str
+    created_at: datetime
+    where: str
+    ip: str | None = None
+    user_agent: str | None = None
+    reason: str | None = None
+    updated_at: datetime | None = None
+    moderated_at: datetime | None = None
+
+
+@dataclass
+class ImportReport:
+    """What an import did: counts for the operator, the touched threads for bookkeeping."""
+
+    created: int = 0
+    skipped_existing: int = 0
+    skipped_other: int = 0  # pingbacks, trackbacks
+    threads_created: int = 0
+    orphans: int = 0  # replies whose parent is neither in the file nor on the site: kept as top-level comments
+    thread_ids: set[int] = field(default_factory=set)
+
+
+@dataclass
+class ErasureReport:
+    """What a personal-data erasure changed."""
+
+    anonymized: int = 0
+    deleted: int = 0
+    threads: int = 0
