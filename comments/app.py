@@ -14,6 +14,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from litestar.template import TemplateConfig
@@ -21,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from comments import db, maintenance
+from comments import db, headers, maintenance
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
 from comments.moderation import routes as moderation
@@ -31,9 +32,20 @@ from comments.widget.service import PageCache
 
 log = logging.getLogger("comments")
 PACKAGE_DIR = Path(__file__).resolve().parent
+# Comments are at most 64 KB of text; a form post or JSON body several times that is never legitimate.
+MAX_BODY_BYTES = 256 * 1024
 
 
-@get("/healthz", media_type=MediaType.JSON, cache=False)
+@get(
+    "/healthz",
+    media_type=MediaType.JSON,
+    cache=False,
+    responses={
+        503: ResponseSpec(
+            data_container=dict[str, str], description="The database does not answer.", generate_examples=False
+        )
+    },
+)
 async def healthz(db_engine: NamedDependency[AsyncEngine]) -> Response[dict[str, str]]:
     """Liveness and readiness: 200 only when the database answers, 503 otherwise."""
     try:
@@ -69,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         csrf_config=CSRFConfig(
             secret=settings.secret_key, cookie_secure=settings.secure_cookies, exclude_from_csrf_key="exclude_from_csrf"
         ),
+        before_send=[headers.add_security_headers],
+        request_max_body_size=MAX_BODY_BYTES,
         on_shutdown=[engine.dispose],
         lifespan=[lambda _app: maintenance.periodic(engine, interval=settings.maintenance_interval)],
         state=State({"settings": settings, "page_cache": PageCache()}),

@@ -33,6 +33,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger("comments")
 
+# What uvicorn offers against slow and greedy clients, and what it lacks added (SECURITY.md explains each).
+SERVER_LIMITS: dict[str, Any] = {
+    # httptools, plus a 10 s deadline and a 64 KiB cap on each request head (slowloris): comments/server.py.
+    "http": "comments.server:GuardedHttpToolsProtocol",
+    # Idle keep-alive connections are closed after 5 s, so idle sockets cannot pile up.
+    "timeout_keep_alive": 5,
+    # Per worker: past this many open connections or running requests, answer 503 at once
+    # instead of queueing without bound. Stays below the usual 1024 open-files limit.
+    "limit_concurrency": 512,
+    # h11 (when used instead of httptools) buffers at most 16 KiB of an incomplete request head.
+    "h11_max_incomplete_event_size": 16 * 1024,
+    # On SIGTERM, in-flight requests get 10 s to finish; then the worker exits.
+    "timeout_graceful_shutdown": 10,
+}
+
 
 def _settings() -> Settings:
     try:
@@ -131,8 +146,8 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
         access_log=access_log,
         server_header=False,
         proxy_headers=True,
-        timeout_keep_alive=5,
         log_level="info",
+        **SERVER_LIMITS,
     )
 
 

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL of this service.")
     flood_seconds: int = Field(default=15, ge=0, description="Minimum seconds between two comments of one author.")
     rate_limit_per_hour: int = Field(default=60, ge=0, description="Comments one IP may post per hour; 0 = off.")
+    body_timeout_seconds: float = Field(
+        default=30, gt=0, description="A request body must arrive within this time (else 408): slow-client guard."
+    )
+    head_timeout_seconds: float = Field(
+        default=10, gt=0, description="`comments serve` closes a connection whose request head is not in by then."
+    )
     db_pool_size: int = Field(default=10, ge=1)
     maintenance_interval: float = Field(
         default=3600, ge=0, description="Seconds between retention passes inside `serve`; 0 = off."

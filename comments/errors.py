@@ -6,8 +6,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT, HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +25,43 @@ class FieldError:
 
     field: str
     message: str
+
+
+class FieldErrorBody(msgspec.Struct, kw_only=True):
+    """One failing field in an error answer."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The body of every error answer: a message for people, a stable code for programs, the failing fields."""
+
+    detail: str
+    code: str
+    errors: list[FieldErrorBody] = msgspec.field(default_factory=list)
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input: `errors` lists every failing field with a message a reader understands.",
+    403: "Refused: posted from a page of another origin.",
+    404: "Unknown site, thread or comment.",
+    405: "Method not allowed on this path.",
+    408: "The request body did not arrive in time.",
+    409: "Conflicts with stored state: duplicate comment, closed thread.",
+    413: "Request body too large.",
+    429: "Flood control or the hourly limit; `Retry-After` says when to try again.",
+}
+
+
+def error_responses(*status_codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI `responses=` entries for error answers, all shaped as `ErrorBody`."""
+    return {
+        code: ResponseSpec(
+            data_container=ErrorBody, description=ERROR_DESCRIPTIONS.get(code, "Error."), generate_examples=False
+        )
+        for code in status_codes
+    }
 
 
 class CommentsError(Exception):
@@ -159,7 +198,14 @@ def _field_name(item: dict[str, Any]) -> str:
 
 def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     """Framework errors (404 route, 405, 413, CSRF 403...) in the same shape."""
-    code = {403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 429: "rate_limited"}
+    code = {
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        408: "timeout",
+        413: "too_large",
+        429: "rate_limited",
+    }
     body = {"detail": exc.detail, "code": code.get(exc.status_code, "http_error")}
     return Response(body, status_code=exc.status_code, headers=exc.headers)
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
 DEMO_SLUG = "demo"
+MAX_SLUG = 64
 
 
 def origin_of(url: str) -> str | None:
@@ -30,13 +31,19 @@ def allows_origin(site: Site, origin: str | None, *, own_origin: str | None) -> 
     return origin is not None and (origin in site.origins or origin == own_origin)
 
 
+def is_slug(slug: str) -> bool:
+    """1 to 64 letters, digits, '-' or '_': what `create_site` accepts."""
+    return 0 < len(slug) <= MAX_SLUG and all(c.isalnum() or c in "-_" for c in slug)
+
+
 async def get_site(session: AsyncSession, *, slug: str) -> Site:
     """The site with this slug.
 
     Raises:
         NotFound: no such site.
     """
-    site = (await session.exec(select(Site).where(col(Site.slug) == slug))).first()
+    # A slug no site can have (NUL bytes, surrogates, 10 kB) is answered without a query.
+    site = (await session.exec(select(Site).where(col(Site.slug) == slug))).first() if is_slug(slug) else None
     if site is None:
         raise NotFound(f"Unknown site: {slug!r}.")
     return site
@@ -62,7 +69,7 @@ async def create_site(session: AsyncSession, *, slug: str, name: str, origins: l
         Conflict: the slug is taken.
     """
     errors: list[FieldError] = []
-    if not slug or len(slug) > 64 or not all(c.isalnum() or c in "-_" for c in slug):
+    if not is_slug(slug):
         errors.append(FieldError("slug", "Use 1 to 64 letters, digits, '-' or '_'."))
     normalized = [origin_of(o) for o in origins]
     for given, origin in zip(origins, normalized, strict=True):

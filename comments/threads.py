@@ -17,6 +17,30 @@ if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
 
+INVALID_KEY = "This field contains characters that are not valid text."
+
+
+def is_storable_text(value: str) -> bool:
+    """False for NUL bytes and lone surrogates, which no column stores faithfully (PostgreSQL refuses them)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_keys(keys: list[str]) -> None:
+    """Refuse thread keys no thread can have, before they reach a query.
+
+    Raises:
+        InvalidInput: a key holds a NUL byte or a lone surrogate.
+    """
+    if not all(is_storable_text(key) for key in keys):
+        raise InvalidInput([FieldError("thread", INVALID_KEY)])
+
+
 def visible_ids(rows: list[tuple[int, int | None, CommentStatus]]) -> set[int]:
     """Ids of approved comments whose every ancestor is approved too.
 

@@ -117,7 +117,7 @@ async def submit_reply(
         content_raw=reply.content,
         content_html=html,
         ip=ip,
-        user_agent=(client.user_agent or "")[:500] or None,
+        user_agent=(client.user_agent or "").replace("\x00", "")[:500] or None,
         submitter_hash=security.token_hash(token),
         idempotency_key=idempotency,
     )

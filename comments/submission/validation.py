@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from email_validator import EmailNotValidError, validate_email
 
-from comments import sanitize, sites
+from comments import sanitize, sites, threads
 from comments.errors import FieldError, InvalidInput
 from comments.threads import canonical_key
 
@@ -78,7 +78,7 @@ def validate_reply(data: ReplyCreate, *, site: Site, own_origin: str | None) -> 
     errors: list[FieldError] = []
     for field in ("thread", "thread_title", "thread_url", "content", "name", "email", "url"):
         value = getattr(data, field)
-        if value is not None and not _is_valid_text(value):
+        if value is not None and not threads.is_storable_text(value):
             errors.append(FieldError(field, MESSAGES["invalid_text"]))
     if errors:
         raise InvalidInput(errors)
@@ -119,17 +119,6 @@ def validate_reply(data: ReplyCreate, *, site: Site, own_origin: str | None) -> 
         email=normalized_email,
         url=normalized_url,
     )
-
-
-def _is_valid_text(value: str) -> bool:
-    """False for NUL bytes and lone surrogates, which no database column can store faithfully."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _has_invisible(name: str) -> bool:

@@ -180,7 +180,7 @@ async def load_thread(
         unapproved is not None
         and unapproved not in by_id
         and proof
-        and hmac.compare_digest(proof, pending_proof(secret_key, unapproved))
+        and hmac.compare_digest(proof.encode(), pending_proof(secret_key, unapproved).encode())
     ):
         pending_id = unapproved
     return NoJsThread(

@@ -16,16 +16,19 @@ from litestar.response import File, Template
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments import cors, security, sites
-from comments.errors import CommentsError, NotFound, error_body
+from comments.errors import CommentsError, NotFound, error_body, error_responses
 from comments.widget import render, service
 from comments.widget.schemas import ThreadCounts, ThreadPage
 
 STATIC = Path(__file__).resolve().parent / "static"
 PUBLIC = {"exclude_from_csrf": True}
-ERROR = ResponseSpec(data_container=dict[str, Any], description="`{detail, code, errors?}`")
 CACHE_CONTROL = "public, max-age=5, must-revalidate"
 DEMO_THREAD = "/demo"
 DEMO_TITLE = "Why the comment section still matters"
+# Thread keys are text: no NUL byte (PostgreSQL cannot store one, so no thread can have it). The pattern is
+# documented here and enforced by the service, which says so in words (msgspec would quote the regex).
+NO_NUL = {"pattern": "^[^\\u0000]*$"}
+ThreadKey = Annotated[str, Parameter(schema_extra=NO_NUL)]
 
 
 def _etag(*parts: object) -> str:
@@ -37,10 +40,11 @@ def _etag(*parts: object) -> str:
     opt=PUBLIC,
     summary="Read a thread's approved comments",
     responses={
-        200: ResponseSpec(data_container=ThreadPage, description="One page, in display order."),
+        200: ResponseSpec(
+            data_container=ThreadPage, description="One page, in display order.", generate_examples=False
+        ),
         304: ResponseSpec(data_container=None, description="Unchanged since the ETag you sent."),
-        400: ERROR,
-        404: ERROR,
+        **error_responses(400, 404),
     },
 )
 async def list_thread(
@@ -48,7 +52,7 @@ async def list_thread(
     db_session: NamedDependency[AsyncSession],
     state: State,
     site: Annotated[str, Parameter(min_length=1, max_length=64)],
-    thread: Annotated[str, Parameter(min_length=1, max_length=500)],
+    thread: Annotated[str, Parameter(min_length=1, max_length=500, schema_extra=NO_NUL)],
     cursor: Annotated[str | None, Parameter(max_length=200)] = None,
     limit: Annotated[int, Parameter(ge=1, le=service.MAX_PAGE)] = service.DEFAULT_PAGE,
     token: Annotated[str | None, HeaderParameter(name="X-Comment-Token", max_length=100)] = None,
@@ -91,9 +95,8 @@ async def list_thread(
     opt=PUBLIC,
     summary="Public comment counts for listing pages",
     responses={
-        200: ResponseSpec(data_container=ThreadCounts, description="Counts keyed by thread."),
-        400: ERROR,
-        404: ERROR,
+        200: ResponseSpec(data_container=ThreadCounts, description="Counts keyed by thread.", generate_examples=False),
+        **error_responses(400, 404),
     },
 )
 async def count_threads(
@@ -101,7 +104,7 @@ async def count_threads(
     db_session: NamedDependency[AsyncSession],
     state: State,
     site: Annotated[str, Parameter(min_length=1, max_length=64)],
-    thread: Annotated[list[str], Parameter(max_items=service.MAX_COUNT_THREADS)],
+    thread: Annotated[list[ThreadKey], Parameter(max_items=service.MAX_COUNT_THREADS)],
 ) -> Response[Any]:
     """Approved counts for up to 100 threads (`?thread=A&thread=B`); unknown threads count 0."""
     counts = await service.count_threads(db_session, site_slug=site, keys=thread)
@@ -204,13 +207,13 @@ async def demo_article(
     opt=PUBLIC,
     media_type=MediaType.HTML,
     summary="The thread and the Leave-a-Reply form as server-rendered HTML (no JavaScript)",
-    responses={400: ERROR, 404: ERROR},
+    responses=error_responses(400, 404),
 )
 async def embed_thread(
     db_session: NamedDependency[AsyncSession],
     state: State,
     site: Annotated[str, Parameter(min_length=1, max_length=64)],
-    thread: Annotated[str, Parameter(min_length=1, max_length=500)],
+    thread: Annotated[str, Parameter(min_length=1, max_length=500, schema_extra=NO_NUL)],
     title: Annotated[str | None, Parameter(max_length=500)] = None,
     url: Annotated[str | None, Parameter(max_length=2000)] = None,
     cpage: CPage = None,

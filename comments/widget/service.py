@@ -13,7 +13,7 @@ import msgspec
 from sqlalchemy import and_, or_, select, tuple_
 from sqlmodel import col
 
-from comments import threads
+from comments import sites, threads
 from comments.errors import FieldError, InvalidInput, NotFound
 from comments.models import Comment, CommentStatus, Site, Thread, ThreadAlias
 from comments.widget.schemas import AuthorPublic, CommentPublic, ThreadCounts, ThreadPage, ThreadPublic
@@ -69,7 +69,11 @@ async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> Th
 
     Raises:
         NotFound: unknown site.
+        InvalidInput: the key holds characters no thread key can have.
     """
+    threads.check_keys([key])
+    if not sites.is_slug(site_slug):
+        raise NotFound(f"Unknown site: {site_slug!r}.")
     keep: list[str] = []
     if threads.needs_site_params(key):
         keep = (await _core(session, select(_S.thread_query_params).where(_S.slug == site_slug))).scalar() or []
@@ -300,6 +304,9 @@ async def count_threads(session: AsyncSession, *, site_slug: str, keys: list[str
     """
     if not keys or len(keys) > MAX_COUNT_THREADS:
         raise InvalidInput([FieldError("thread", f"Ask for 1 to {MAX_COUNT_THREADS} threads at a time.")])
+    threads.check_keys(keys)
+    if not sites.is_slug(site_slug):
+        raise NotFound(f"Unknown site: {site_slug!r}.")
     site: Any = (await _core(session, select(_S.id, _S.thread_query_params).where(_S.slug == site_slug))).first()
     if site is None:
         raise NotFound(f"Unknown site: {site_slug!r}.")
