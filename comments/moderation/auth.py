@@ -46,7 +46,11 @@ def session_cookie(token: str, *, secure: bool, max_age: int = int(SESSION_LIFET
 
 
 def _buckets(address: str, ip: str | None) -> tuple[str, str]:
-    return f"login:account:{address}", f"login:ip:{ip or 'unknown'}"
+    # Digests: any login attempt, however long, fits the bucket column, and the table holds no addresses.
+    return (
+        "login:account:" + security.token_hash(address),
+        "login:ip:" + security.token_hash(ip or "unknown"),
+    )
 
 
 async def _dummy() -> str:

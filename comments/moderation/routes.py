@@ -18,6 +18,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from comments.errors import error_responses
 from comments.models import CommentStatus, User
 from comments.moderation import admin, auth, guards, service, site_settings
 from comments.moderation.schemas import (
@@ -52,6 +53,10 @@ async def account_of(session: AsyncSession, user: User) -> Account:
     return Account(id=int(user.id or 0), email=user.email, name=user.name, sites=sites)
 
 
+# Every moderator route answers errors as ErrorBody; documenting them keeps the schema (and its fuzzing) honest.
+API_ERRORS = error_responses(400, 401, 403, 404, 409, 429)
+
+
 class AuthController(Controller):
     """Moderator and owner sessions."""
 
@@ -61,7 +66,7 @@ class AuthController(Controller):
 
     # Login is exempt from CSRF: there is no session to ride on yet, and it only accepts JSON,
     # which a cross-site <form> cannot send.
-    @post("/login", opt={"exclude_from_csrf": True}, status_code=200)
+    @post("/login", responses=API_ERRORS, opt={"exclude_from_csrf": True}, status_code=200)
     async def login(
         self,
         request: Request[Any, Any, Any],
@@ -76,7 +81,7 @@ class AuthController(Controller):
         secure = request.app.state.settings.secure_cookies
         return Response(account, cookies=[auth.session_cookie(result.token, secure=secure)])
 
-    @post("/logout", status_code=200, opt=USER)
+    @post("/logout", responses=API_ERRORS, status_code=200, opt=USER)
     async def logout(
         self,
         request: Request[Any, Any, Any],
@@ -88,7 +93,7 @@ class AuthController(Controller):
         secure = request.app.state.settings.secure_cookies
         return Response({"detail": "Logged out."}, cookies=[auth.session_cookie("", secure=secure, max_age=0)])
 
-    @get("/me", opt=USER, cache=False)
+    @get("/me", responses=API_ERRORS, opt=USER, cache=False)
     async def me(self, db_session: NamedDependency[AsyncSession], current_user: NamedDependency[User]) -> Account:
         """The logged-in user and their sites and roles."""
         return await account_of(db_session, current_user)
@@ -101,7 +106,7 @@ class QueueController(Controller):
     dependencies = guards.DEPENDENCIES
     tags = ["moderation"]  # noqa: RUF012
 
-    @get("/comments", opt=MEMBER, cache=False)
+    @get("/comments", responses=API_ERRORS, opt=MEMBER, cache=False)
     async def list_queue(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -130,14 +135,14 @@ class QueueController(Controller):
             limit=limit,
         )
 
-    @get("/counts", opt=MEMBER, cache=False)
+    @get("/counts", responses=API_ERRORS, opt=MEMBER, cache=False)
     async def count_queue(
         self, db_session: NamedDependency[AsyncSession], member: NamedDependency[guards.Member], site: FromQuery[str]
     ) -> StatusCounts:
         """Comments per status on a site (the "12 pending" badge)."""
         return await service.count_statuses(db_session, site_id=member.site_id)
 
-    @get("/comments/{comment_id:int}", opt=USER, cache=False)
+    @get("/comments/{comment_id:int}", responses=API_ERRORS, opt=USER, cache=False)
     async def get_comment(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -147,7 +152,7 @@ class QueueController(Controller):
         """One comment with email, IP, user agent, raw text and the author's history."""
         return await service.get_comment(db_session, user=current_user, comment_id=comment_id)
 
-    @patch("/comments/{comment_id:int}", opt=USER)
+    @patch("/comments/{comment_id:int}", responses=API_ERRORS, opt=USER)
     async def update_comment(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -160,7 +165,7 @@ class QueueController(Controller):
             db_session, user=current_user, comment_id=comment_id, status=data.status, content=data.content
         )
 
-    @delete("/comments/{comment_id:int}", opt={**USER, "role": "owner"}, status_code=200)
+    @delete("/comments/{comment_id:int}", responses=API_ERRORS, opt={**USER, "role": "owner"}, status_code=200)
     async def delete_comment(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -170,7 +175,7 @@ class QueueController(Controller):
         """Delete a spam or trashed comment (and its spam/trashed replies) for good; owners only."""
         return {"deleted": await service.delete_comment(db_session, user=current_user, comment_id=comment_id)}
 
-    @post("/comments/bulk", opt=USER, status_code=200)
+    @post("/comments/bulk", responses=API_ERRORS, opt=USER, status_code=200)
     async def bulk_update(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -181,7 +186,7 @@ class QueueController(Controller):
         changed = await service.bulk_update(db_session, user=current_user, ids=data.ids, status=data.status)
         return BulkResult(ids=changed, status=data.status)
 
-    @get("/audit", opt=MEMBER, cache=False)
+    @get("/audit", responses=API_ERRORS, opt=MEMBER, cache=False)
     async def list_audit(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -202,12 +207,12 @@ class SiteAdminController(Controller):
     dependencies = guards.DEPENDENCIES
     tags = ["moderation"]  # noqa: RUF012
 
-    @get("/settings", opt=OWNER, cache=False)
+    @get("/settings", responses=API_ERRORS, opt=OWNER, cache=False)
     async def get_settings(self, owner: NamedDependency[guards.Member]) -> SiteSettings:
         """The site's auto-moderation rules, webhook and reply depth."""
         return SiteSettings.build(owner.site)
 
-    @patch("/settings", opt=OWNER)
+    @patch("/settings", responses=API_ERRORS, opt=OWNER)
     async def update_settings(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -217,14 +222,14 @@ class SiteAdminController(Controller):
         """Change the rules; they apply from the next submission on."""
         return await site_settings.update_settings(db_session, owner=owner, changes=data)
 
-    @get("/members", opt=OWNER, cache=False)
+    @get("/members", responses=API_ERRORS, opt=OWNER, cache=False)
     async def list_members(
         self, db_session: NamedDependency[AsyncSession], owner: NamedDependency[guards.Member]
     ) -> list[MemberInfo]:
         """Everyone with a role on the site."""
         return await site_settings.list_members(db_session, owner=owner)
 
-    @post("/members", opt=OWNER, status_code=201)
+    @post("/members", responses=API_ERRORS, opt=OWNER, status_code=201)
     async def add_member(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -234,7 +239,7 @@ class SiteAdminController(Controller):
         """Give an account (new or existing) a role on the site."""
         return await site_settings.add_member(db_session, owner=owner, data=data)
 
-    @patch("/members/{user_id:int}", opt=OWNER)
+    @patch("/members/{user_id:int}", responses=API_ERRORS, opt=OWNER)
     async def change_role(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -245,7 +250,7 @@ class SiteAdminController(Controller):
         """Make a member an owner or a moderator (a site keeps at least one owner)."""
         return await site_settings.change_role(db_session, owner=owner, user_id=user_id, role=data.role)
 
-    @delete("/members/{user_id:int}", opt=OWNER, status_code=200)
+    @delete("/members/{user_id:int}", responses=API_ERRORS, opt=OWNER, status_code=200)
     async def remove_member(
         self, db_session: NamedDependency[AsyncSession], owner: NamedDependency[guards.Member], user_id: FromPath[int]
     ) -> dict[str, int]:
