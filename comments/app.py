@@ -25,7 +25,7 @@ from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
 from comments.submission import routes as submission
 from comments.widget import routes as widget
-from comments.widget.service import PageCache
+from comments.widget.service import PageCache, StateReader
 
 log = logging.getLogger("comments")
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # aiosqlite's DEBUG lines carry every query's parameters, commenters' emails included: never emit them.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
     engine = db.create_engine(settings)
+    state_reader = StateReader(engine, settings)
     alchemy = SQLAlchemyAsyncConfig(
         engine_instance=engine,
         # Our own maker: SQLModel's AsyncSession (with .exec) over SQLModel's Session, expire_on_commit off.
@@ -62,8 +63,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[healthz, *submission.ROUTES, *widget.ROUTES],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         exception_handlers=EXCEPTION_HANDLERS,
-        on_shutdown=[engine.dispose],
-        state=State({"settings": settings, "page_cache": PageCache()}),
+        on_shutdown=[state_reader.close, engine.dispose],
+        state=State(
+            {
+                "settings": settings,
+                "page_cache": PageCache(),
+                "state_reader": state_reader,
+                # Sessions for handlers that open one only when they need it (the read path's cache misses).
+                "sessions": db.session_maker(engine),
+            }
+        ),
         template_config=TemplateConfig(
             directory=[PACKAGE_DIR / "widget" / "templates", PACKAGE_DIR / "submission" / "templates"],
             engine=JinjaTemplateEngine,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import and_, or_, select, text, tuple_
+from sqlalchemy.engine import make_url
 from sqlmodel import col
 
 from comments.errors import FieldError, InvalidInput, NotFound
@@ -19,7 +23,10 @@ from comments.widget.schemas import AuthorPublic, CommentPublic, ThreadCounts, T
 
 if TYPE_CHECKING:
     from sqlalchemy import Executable, Result, Table
+    from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from comments.config import Settings
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
@@ -75,6 +82,10 @@ async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> Th
             .where(_S.slug == site_slug),
         )
     ).first()
+    return _state_from_row(row, site_slug=site_slug, key=key)
+
+
+def _state_from_row(row: Any, *, site_slug: str, key: str) -> ThreadState:
     if row is None:
         raise NotFound(f"Unknown site: {site_slug!r}.")
     site_id, origins, max_depth, thread_id, version, title, url, is_open, count = row
@@ -83,12 +94,80 @@ async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> Th
     )
     return ThreadState(
         site_id=site_id,
-        origins=list(origins),
+        origins=list(_origins(origins) if isinstance(origins, str) else origins),
         max_depth=max_depth,
         thread_id=thread_id,
         version=version or 0,
         public=public,
     )
+
+
+@lru_cache(maxsize=256)
+def _origins(raw: str) -> tuple[str, ...]:
+    """A site's origins from the JSON column read without the ORM (parsed once per distinct value)."""
+    return tuple(json.loads(raw))
+
+
+# The same query as thread_state(), as plain SQL for StateReader (named parameters work on both drivers).
+_STATE_SQL = (
+    "SELECT site.id, site.origins, site.max_depth, thread.id, thread.version, thread.title, thread.url, "
+    "thread.is_open, thread.approved_count FROM site LEFT OUTER JOIN thread "
+    "ON thread.site_id = site.id AND thread.key = :key WHERE site.slug = :slug"
+)
+
+
+class StateReader:
+    """The read path's one query per request, without an ORM session or a transaction around it.
+
+    Every public read asks the database for the thread's current version (so no process
+    ever serves a stale page: a moderation action on any instance bumps the version in
+    the database, and the very next read anywhere sees it). This is that query, made cheap:
+
+    - SQLite: a plain `sqlite3` connection of this process, in autocommit mode, queried on
+      the event loop. An indexed lookup takes microseconds, far less than aiosqlite's
+      hand-off to a thread and back for BEGIN, execute, fetch and ROLLBACK. In WAL mode
+      readers never wait for the writer, and each statement sees the latest commit.
+    - PostgreSQL: one pooled connection in AUTOCOMMIT, so the lookup is one round trip
+      instead of BEGIN, query, COMMIT.
+    """
+
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self._engine = engine
+        url = make_url(settings.resolved_database_url)
+        database = url.database if url.get_backend_name() == "sqlite" else None
+        self._sqlite_path = database if database and database != ":memory:" else None
+        self._sqlite: sqlite3.Connection | None = None
+        self._statement = text(_STATE_SQL)
+
+    async def thread_state(self, *, site_slug: str, key: str) -> ThreadState:
+        """The site and thread as the module-level `thread_state` reads them, on this reader's connection.
+
+        Raises:
+            NotFound: unknown site.
+        """
+        params = {"key": key, "slug": site_slug}
+        if self._sqlite_path is not None:
+            row = self._sqlite_connection().execute(_STATE_SQL, params).fetchone()
+        else:
+            async with self._engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                row = (await autocommit.execute(self._statement, params)).first()
+        return _state_from_row(row, site_slug=site_slug, key=key)
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        if self._sqlite is None:
+            # isolation_level=None: no implicit BEGIN, every SELECT reads the newest committed state.
+            connection = sqlite3.connect(self._sqlite_path or "", isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout=5000")
+            connection.execute("PRAGMA query_only=ON")
+            self._sqlite = connection
+        return self._sqlite
+
+    def close(self) -> None:
+        """Close the SQLite connection (app shutdown)."""
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
 
 
 # Core column collections: the read path selects plain rows, typed as SQLAlchemy columns.
@@ -264,15 +343,22 @@ async def read_page(
     session: AsyncSession, cache: PageCache, *, state: ThreadState, cursor: str | None, limit: int
 ) -> bytes:
     """The public (token-less) page as JSON bytes, from the cache when this thread version was read before."""
-    key = (state.thread_id or 0, state.version, cursor, limit)
-    cached = cache.get(key) if state.thread_id is not None else None
+    cached = cached_page(cache, state=state, cursor=cursor, limit=limit)
     if cached is not None:
-        return cached[1]
+        return cached
     page = await load_page(session, state=state, cursor=cursor, limit=limit)
     encoded = _encoder.encode(page)
     if state.thread_id is not None:
-        cache.put(key, (page, encoded))
+        cache.put((state.thread_id, state.version, cursor, limit), (page, encoded))
     return encoded
+
+
+def cached_page(cache: PageCache, *, state: ThreadState, cursor: str | None, limit: int) -> bytes | None:
+    """The encoded page of exactly this thread version, if this process has built it before."""
+    if state.thread_id is None:
+        return None
+    cached = cache.get((state.thread_id, state.version, cursor, limit))
+    return None if cached is None else cached[1]
 
 
 def encode_page(page: ThreadPage) -> bytes:
