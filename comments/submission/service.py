@@ -54,6 +54,28 @@ class Submitted:
         return None if self.comment.status == CommentStatus.approved else PENDING_MESSAGE
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A reply that passed every check needing no database, with its html already sanitized."""
+
+    reply: CleanReply
+    html: str
+    honeypot: bool
+
+
+def prepare_reply(*, settings: Settings, site: Site, data: ReplyCreate, client: ClientInfo) -> Prepared:
+    """Origin check, field validation and sanitizing: the CPU-bound part of a post, done before any lock.
+
+    Raises:
+        Forbidden: posted from a page of another origin.
+        InvalidInput: any field breaks the Leave-a-Reply rules (all are listed).
+    """
+    own_origin = sites.origin_of(settings.base_url)
+    abuse.check_origin(site, client.origin, own_origin=own_origin)
+    reply = validate_reply(data, site=site, own_origin=own_origin)
+    return Prepared(reply=reply, html=sanitize.clean(reply.content), honeypot=bool(data.leave_blank.strip()))
+
+
 async def submit_reply(
     session: AsyncSession, *, settings: Settings, site: Site, data: ReplyCreate, client: ClientInfo
 ) -> Submitted:
@@ -66,11 +88,23 @@ async def submit_reply(
         TooManyRequests: flood control or the hourly limit.
         Duplicate: the same author already said exactly this here.
     """
-    own_origin = sites.origin_of(settings.base_url)
-    abuse.check_origin(site, client.origin, own_origin=own_origin)
-    reply = validate_reply(data, site=site, own_origin=own_origin)
-    site_id = _id(site)
+    prepared = prepare_reply(settings=settings, site=site, data=data, client=client)
+    return await store_reply(session, settings=settings, site=site, prepared=prepared, client=client)
 
+
+async def store_reply(
+    session: AsyncSession, *, settings: Settings, site: Site, prepared: Prepared, client: ClientInfo
+) -> Submitted:
+    """The database part of submit_reply, in one write transaction (the caller commits).
+
+    Raises:
+        InvalidInput: the parent is not an approved comment of the thread, or too deep.
+        ThreadClosed: the article takes no more comments.
+        TooManyRequests: flood control or the hourly limit.
+        Duplicate: the same author already said exactly this here.
+    """
+    reply = prepared.reply
+    site_id = _id(site)
     await db.begin_write(session)
     await _serialize_thread(session, site_id=site_id, key=reply.thread)
     idempotency = _idempotency_hash(settings, site, client.idempotency_key)
@@ -91,9 +125,9 @@ async def submit_reply(
     await abuse.check_rate(session, settings=settings, site_id=site_id, ip=client.ip, email=reply.email)
     await abuse.check_duplicate(session, thread_id=_id(thread), email=reply.email, content=reply.content)
 
-    html = sanitize.clean(reply.content)
+    html = prepared.html
     ip = abuse.anonymize_ip(client.ip)
-    if data.leave_blank.strip():
+    if prepared.honeypot:
         # A honeypot hit is kept as spam (nothing accepted is dropped) and answered like any pending reply.
         decision = rules.Decision(CommentStatus.spam, "honeypot")
     else:
@@ -104,6 +138,7 @@ async def submit_reply(
         thread_id=_id(thread),
         parent_id=parent.id if parent else None,
         depth=parent.depth + 1 if parent else 0,
+        root_id=parent.root_id if parent else None,
         status=decision.status,
         reason=decision.reason,
         author_name=reply.name,
@@ -118,7 +153,8 @@ async def submit_reply(
     )
     session.add(comment)
     await session.flush()
-    comment.root_id = parent.root_id if parent else comment.id
+    if parent is None:
+        comment.root_id = comment.id  # a root is its own root; the id exists only after the insert
     await abuse.record_post(session, settings=settings, ip=client.ip)
     if decision.status == CommentStatus.approved:
         await refresh_thread(session, _id(thread))
@@ -166,6 +202,18 @@ def _submitter_token(settings: Settings, site: Site, client: ClientInfo) -> str:
 
 async def _get_or_create_thread(session: AsyncSession, *, site_id: int, reply: CleanReply) -> Thread:
     """The thread of this article, created by its first comment (race-free: insert-or-ignore, then read)."""
+    query = select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == reply.thread)
+    thread = (await session.exec(query)).first()
+    if thread is None:
+        thread = await _create_thread(session, site_id=site_id, reply=reply)
+    if thread.title is None and reply.thread_title:
+        thread.title = reply.thread_title
+    if thread.url is None and reply.thread_url:
+        thread.url = reply.thread_url
+    return thread
+
+
+async def _create_thread(session: AsyncSession, *, site_id: int, reply: CleanReply) -> Thread:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.exec(
@@ -182,14 +230,9 @@ async def _get_or_create_thread(session: AsyncSession, *, site_id: int, reply: C
         )
         .on_conflict_do_nothing(index_elements=["site_id", "key"])
     )
-    thread = (
+    return (
         await session.exec(select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == reply.thread))
     ).one()
-    if thread.title is None and reply.thread_title:
-        thread.title = reply.thread_title
-    if thread.url is None and reply.thread_url:
-        thread.url = reply.thread_url
-    return thread
 
 
 async def _check_parent(session: AsyncSession, *, site: Site, thread: Thread, parent_id: int | None) -> Comment | None:
