@@ -104,14 +104,12 @@ async def list_thread(
 )
 async def count_threads(
     request: Request[Any, Any, Any],
-    db_session: NamedDependency[AsyncSession],
     state: State,
     site: Annotated[str, Parameter(min_length=1, max_length=64)],
     thread: Annotated[list[str], Parameter(max_items=service.MAX_COUNT_THREADS)],
 ) -> Response[Any]:
     """Approved counts for up to 100 threads (`?thread=A&thread=B`); unknown threads count 0."""
-    counts = await service.count_threads(db_session, site_slug=site, keys=thread)
-    origins = (await sites.get_site(db_session, slug=site)).origins
+    counts, origins = await state.state_reader.counts(site_slug=site, keys=thread)
     headers = cors.cors_headers(
         cors.request_origin(request), origins, own_origin=sites.origin_of(state.settings.base_url)
     )

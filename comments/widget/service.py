@@ -22,7 +22,7 @@ from comments.models import Comment, CommentStatus, Site, Thread
 from comments.widget.schemas import AuthorPublic, CommentPublic, ThreadCounts, ThreadPage, ThreadPublic
 
 if TYPE_CHECKING:
-    from sqlalchemy import Executable, Result, Table
+    from sqlalchemy import Executable, Result, Select, Table
     from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,6 +32,7 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_COUNT_THREADS = 100
 PAGE_CACHE_SIZE = 1024
+PAGE_CACHE_BYTES = 8 * 1024 * 1024  # encoded; the decoded pages kept beside them take a few times more
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,16 @@ class ThreadState:
 
 
 class PageCache:
-    """Encoded pages keyed by thread version: a moderation change bumps the version, so no entry is ever stale."""
+    """Encoded pages keyed by thread version: a moderation change bumps the version, so no entry is ever stale.
 
-    def __init__(self, size: int = PAGE_CACHE_SIZE) -> None:
+    Bounded by entries and by encoded bytes, so RSS per worker stays flat however many
+    threads are read (a 200-comment page is ~130 KB encoded, more as Python objects).
+    """
+
+    def __init__(self, size: int = PAGE_CACHE_SIZE, max_bytes: int = PAGE_CACHE_BYTES) -> None:
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._pages: OrderedDict[tuple[int, int, str | None, int], tuple[ThreadPage, bytes]] = OrderedDict()
 
     def get(self, key: tuple[int, int, str | None, int]) -> tuple[ThreadPage, bytes] | None:
@@ -61,10 +68,14 @@ class PageCache:
         return found
 
     def put(self, key: tuple[int, int, str | None, int], value: tuple[ThreadPage, bytes]) -> None:
-        """Remember a page, forgetting the least recently used beyond the size."""
+        """Remember a page, forgetting the least recently used beyond the size or the byte budget."""
+        replaced = self._pages.pop(key, None)
+        if replaced is not None:
+            self._bytes -= len(replaced[1])
         self._pages[key] = value
-        if len(self._pages) > self._size:
-            self._pages.popitem(last=False)
+        self._bytes += len(value[1])
+        while self._pages and (len(self._pages) > self._size or self._bytes > self._max_bytes):
+            self._bytes -= len(self._pages.popitem(last=False)[1][1])
 
 
 async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> ThreadState:
@@ -153,6 +164,35 @@ class StateReader:
                 autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
                 row = (await autocommit.execute(self._statement, params)).first()
         return _state_from_row(row, site_slug=site_slug, key=key)
+
+    async def counts(self, *, site_slug: str, keys: list[str]) -> tuple[ThreadCounts, list[str]]:
+        """Like count_threads(), plus the site's origins (for CORS), on the reader's own connection.
+
+        Raises:
+            NotFound: unknown site.
+            InvalidInput: no thread, or too many.
+        """
+        _check_count_keys(keys)
+        params: dict[str, Any] = {"slug": site_slug} | {f"k{i}": key for i, key in enumerate(keys)}
+        marks = ", ".join(f":k{i}" for i in range(len(keys)))
+        # One statement: the site row, left-joined to whichever of the threads exist. Only the
+        # placeholders are formatted into the SQL; every value is a bound parameter.
+        sql = (
+            "SELECT site.id, site.origins, thread.key, thread.approved_count FROM site LEFT OUTER JOIN thread "  # noqa: S608
+            f"ON thread.site_id = site.id AND thread.key IN ({marks}) WHERE site.slug = :slug"
+        )
+        if self._sqlite_path is not None:
+            rows: list[Any] = self._sqlite_connection().execute(sql, params).fetchall()
+        else:
+            async with self._engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                rows = list((await autocommit.execute(text(sql), params)).all())
+        if not rows:
+            raise NotFound(f"Unknown site: {site_slug!r}.")
+        counts = dict.fromkeys(keys, 0)
+        counts.update({row[2]: row[3] for row in rows if row[2] is not None})
+        origins = rows[0][1]
+        return ThreadCounts(counts=counts), list(_origins(origins) if isinstance(origins, str) else origins)
 
     def _sqlite_connection(self) -> sqlite3.Connection:
         if self._sqlite is None:
@@ -244,38 +284,13 @@ async def load_page(
     position = decode_cursor(cursor)
     if state.thread_id is None:
         return ThreadPage(thread=state.public, comments=[], next_cursor=None, max_depth=state.max_depth)
-    roots_query = (
-        select(col(Comment.id), col(Comment.created_at))
-        .where(
-            col(Comment.thread_id) == state.thread_id,
-            col(Comment.status) == CommentStatus.approved,
-            col(Comment.parent_id).is_(None),
-        )
-        .order_by(col(Comment.created_at), col(Comment.id))
-        .limit(limit + 1)
-    )
-    if position is not None:
-        roots_query = roots_query.where(tuple_(col(Comment.created_at), col(Comment.id)) > tuple_(*position))
-    roots: list[Any] = list((await _core(session, roots_query)).all())
+    roots: list[Any] = list((await _core(session, roots_statement(state.thread_id, limit + 1, position))).all())
     has_more = len(roots) > limit
     roots = roots[:limit]
     root_ids: list[int] = [r[0] for r in roots]
     rows: list[Any] = []
     if root_ids:
-        rows = list(
-            (
-                await _core(
-                    session,
-                    select(*_COLUMNS)
-                    .where(
-                        col(Comment.thread_id) == state.thread_id,
-                        col(Comment.status) == CommentStatus.approved,
-                        col(Comment.root_id).in_(root_ids),
-                    )
-                    .order_by(col(Comment.created_at), col(Comment.id)),
-                )
-            ).all()
-        )
+        rows = list((await _core(session, replies_statement(state.thread_id, root_ids))).all())
     if submitter_hash is not None:
         rows += await _own_pending(
             session, thread_id=state.thread_id, submitter_hash=submitter_hash, root_ids=root_ids, last_page=not has_more
@@ -284,6 +299,36 @@ async def load_page(
     next_cursor = encode_cursor(roots[-1][1], roots[-1][0]) if has_more else None
     return ThreadPage(
         thread=state.public, comments=_display_order(rows, root_ids), next_cursor=next_cursor, max_depth=state.max_depth
+    )
+
+
+def roots_statement(thread_id: int, limit: int, position: tuple[datetime, int] | None) -> Select[int | None, datetime]:
+    """A page of a thread's approved roots in time order, after a keyset position (ix_comment_thread_status_root)."""
+    query = (
+        select(col(Comment.id), col(Comment.created_at))
+        .where(
+            col(Comment.thread_id) == thread_id,
+            col(Comment.status) == CommentStatus.approved,
+            col(Comment.parent_id).is_(None),
+        )
+        .order_by(col(Comment.created_at), col(Comment.id))
+        .limit(limit)
+    )
+    if position is not None:
+        query = query.where(tuple_(col(Comment.created_at), col(Comment.id)) > tuple_(*position))
+    return query
+
+
+def replies_statement(thread_id: int, root_ids: list[int]) -> Executable:
+    """The approved comments under these roots, roots included (ix_comment_thread_status_root)."""
+    return (
+        select(*_COLUMNS)
+        .where(
+            col(Comment.thread_id) == thread_id,
+            col(Comment.status) == CommentStatus.approved,
+            col(Comment.root_id).in_(root_ids),
+        )
+        .order_by(col(Comment.created_at), col(Comment.id))
     )
 
 
@@ -373,8 +418,7 @@ async def count_threads(session: AsyncSession, *, site_slug: str, keys: list[str
         NotFound: unknown site.
         InvalidInput: no thread, or too many.
     """
-    if not keys or len(keys) > MAX_COUNT_THREADS:
-        raise InvalidInput([FieldError("thread", f"Ask for 1 to {MAX_COUNT_THREADS} threads at a time.")])
+    _check_count_keys(keys)
     site_id = (await _core(session, select(_S.id).where(_S.slug == site_slug))).scalar()
     if site_id is None:
         raise NotFound(f"Unknown site: {site_slug!r}.")
@@ -383,3 +427,8 @@ async def count_threads(session: AsyncSession, *, site_slug: str, keys: list[str
     counts = dict.fromkeys(keys, 0)
     counts.update({row[0]: row[1] for row in found})
     return ThreadCounts(counts=counts)
+
+
+def _check_count_keys(keys: list[str]) -> None:
+    if not keys or len(keys) > MAX_COUNT_THREADS:
+        raise InvalidInput([FieldError("thread", f"Ask for 1 to {MAX_COUNT_THREADS} threads at a time.")])
