@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from comments import db
+from comments import db, maintenance
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
 from comments.submission import routes as submission
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         exception_handlers=EXCEPTION_HANDLERS,
         on_shutdown=[state_reader.close, engine.dispose],
+        lifespan=[lambda _app: maintenance.periodic(engine, interval=settings.maintenance_interval)],
         state=State(
             {
                 "settings": settings,

@@ -14,10 +14,10 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from comments import db, migrations, sites
+from comments import db, maintenance, migrations, sites, threads
 from comments.config import Settings
 from comments.errors import CommentsError
-from comments.models import Role
+from comments.models import Role, ident
 from comments.moderation import accounts
 
 if TYPE_CHECKING:
@@ -151,6 +151,80 @@ def site_list() -> None:
     """List the sites with their origins."""
     for found in _run(lambda s: _session_call(s, sites.list_sites)):
         click.echo(f"{found.slug}\t{found.name}\t{' '.join(found.origins)}")
+
+
+@site.command("set")
+@click.argument("slug")
+@click.option("--max-depth", type=click.IntRange(1, 20), help="Deepest reply level (WordPress default: 5).")
+@click.option(
+    "--thread-param",
+    "thread_params",
+    multiple=True,
+    help="Query parameter that identifies an article (repeatable); others are ignored in thread keys.",
+)
+@click.option("--spam-threshold", type=click.FloatRange(0, 1), help="Spam score at which a comment goes to spam.")
+@click.option("--spam-hold", type=click.FloatRange(0, 1), help="Spam score at which an auto-approval is held.")
+@click.option(
+    "--retention-personal-days", type=click.IntRange(0), help="Forget IP and user agent after N days (0: keep)."
+)
+@click.option("--retention-purge-days", type=click.IntRange(0), help="Delete spam and trash after N days (0: keep).")
+def site_set(slug: str, thread_params: tuple[str, ...], **values: Any) -> None:
+    """Change a site's settings; options not given stay as they are."""
+    changes = {k: v for k, v in values.items() if v is not None}
+    for key in ("retention_personal_days", "retention_purge_days"):
+        if changes.get(key) == 0:
+            changes[key] = None
+    if thread_params:
+        changes["thread_query_params"] = sorted(set(thread_params))
+
+    async def update(session: Any) -> str:
+        found = await sites.get_site(session, slug=slug)
+        for key, value in changes.items():
+            setattr(found, key, value)
+        return ", ".join(f"{k}={v}" for k, v in changes.items()) or "nothing changed"
+
+    click.echo(f"{slug}: {_run(lambda s: _session_call(s, update))}")
+
+
+@main.command("maintenance")
+@click.option("--site", "site_slug", help="Only this site.")
+def maintenance_command(site_slug: str | None) -> None:
+    """Apply the retention settings now (serve also does it every COMMENTS_MAINTENANCE_INTERVAL seconds)."""
+
+    async def apply(session: Any) -> list[maintenance.Report]:
+        return await maintenance.apply_retention(session, site_slug=site_slug)
+
+    for report in _run(lambda s: _session_call(s, apply)):
+        click.echo(
+            f"{report.site}: personal data cleared from {report.personal_data_cleared} comments, "
+            f"{report.comments_purged} spam/trash comments purged"
+        )
+
+
+@main.group()
+def thread() -> None:
+    """Manage threads (articles' comment sections)."""
+
+
+@thread.command("merge")
+@click.option("--site", "site_slug", required=True, help="Site of both threads.")
+@click.argument("source")
+@click.argument("target")
+def thread_merge(site_slug: str, source: str, target: str) -> None:
+    """Move every comment of thread SOURCE into TARGET; SOURCE's key keeps resolving to TARGET."""
+
+    async def merge(session: Any) -> int:
+        found = await sites.get_site(session, slug=site_slug)
+        merged = await threads.merge_threads(
+            session,
+            site_id=ident(found),
+            source_key=threads.canonical_key(source, keep_params=found.thread_query_params),
+            target_key=threads.canonical_key(target, keep_params=found.thread_query_params),
+        )
+        return merged.approved_count
+
+    count = _run(lambda s: _session_call(s, merge))
+    click.echo(f"merged {source} into {target} ({count} public comments)")
 
 
 @main.group()

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     flood_seconds: int = Field(default=15, ge=0, description="Minimum seconds between two comments of one author.")
     rate_limit_per_hour: int = Field(default=60, ge=0, description="Comments one IP may post per hour; 0 = off.")
     db_pool_size: int = Field(default=10, ge=1)
+    maintenance_interval: float = Field(
+        default=3600, ge=0, description="Seconds between retention passes inside `serve`; 0 = off."
+    )
     debug: bool = False
 
     @property

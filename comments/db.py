@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import warnings
 import weakref
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -114,6 +116,7 @@ class WriterGate:
 
 
 _WRITER_GATES: weakref.WeakKeyDictionary[Any, WriterGate] = weakref.WeakKeyDictionary()
+_GATE_HELD = "comments.writer_gate_held"
 
 
 async def begin_write(session: AsyncSession) -> None:
@@ -123,30 +126,31 @@ async def begin_write(session: AsyncSession) -> None:
     already opened a plain transaction is a bug (that transaction could fail with
     "database is locked" under load), so it raises.
     """
-    if session.in_transaction():
-        connection = (await session.connection()).sync_connection
+    gate = _WRITER_GATES.get(session.get_bind())
+    held = [False]
+    if gate is not None and not session.info.get(_GATE_HELD):
+        await gate.acquire()
+        held[0] = session.info[_GATE_HELD] = True
+
+        def _release(_session: Any, transaction: Any) -> None:
+            # Released when this transaction ends: commit, rollback or close (not a savepoint inside it).
+            if held[0] and transaction.parent is None:
+                held[0] = session.info[_GATE_HELD] = False
+                gate.release()
+
+        event.listen(session.sync_session, "after_transaction_end", _release)
+    try:
+        with warnings.catch_warnings():
+            # SQLAlchemy warns (and ignores the option) when the connection already exists; we check below.
+            warnings.simplefilter("ignore", SAWarning)
+            connection = (await session.connection(execution_options={"sqlite_write": True})).sync_connection
         if connection is None or not connection.get_execution_options().get("sqlite_write"):
             raise RuntimeError("begin_write() must come before the transaction's first statement")
-        return
-    gate = _WRITER_GATES.get(session.get_bind())
-    if gate is None:
-        await session.connection(execution_options={"sqlite_write": True})
-        return
-    await gate.acquire()
-    try:
-        await session.connection(execution_options={"sqlite_write": True})
     except BaseException:
-        gate.release()
-        raise
-    # Released when this transaction ends, whether it commits, rolls back or the session closes.
-    held = [True]
-
-    def _release(_session: Any, transaction: Any) -> None:
-        if held[0] and transaction.parent is None:  # the root transaction, not a savepoint inside it
-            held[0] = False
+        if gate is not None and held[0]:
+            held[0] = session.info[_GATE_HELD] = False
             gate.release()
-
-    event.listen(session.sync_session, "after_transaction_end", _release)
+        raise
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

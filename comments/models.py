@@ -17,6 +17,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def ident(row: SQLModel) -> int:
+    """The primary key of a stored row; the type checker cannot know a flushed row has one."""
+    value = getattr(row, "id", None)
+    if not isinstance(value, int):
+        raise RuntimeError(f"{type(row).__name__} is not stored yet")
+    return value
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Stores UTC and always hands back aware datetimes, also on SQLite (which keeps no zone)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 from litestar import MediaType, Request, Response, post, route
@@ -17,8 +18,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments import cors, sites
 from comments.errors import CommentsError, FieldError, InvalidInput, error_body
+from comments.models import CommentStatus
 from comments.submission import service
 from comments.submission.schemas import ReplyCreate, ReplyCreated
+from comments.widget import render
 from comments.widget.service import public_comment
 
 if TYPE_CHECKING:
@@ -112,6 +115,10 @@ async def create_reply(
     )
     if is_form:
         target = _back_link(request, data, site, own_origin) or f"{state.settings.base_url.rstrip('/')}/demo"
+        if comment.status != CommentStatus.approved:
+            # Not public yet, so #comment-ID would point at nothing: the signed flag lets the
+            # server-rendered thread (demo, /embed) say "awaiting moderation" there instead.
+            target = _with_query(target, render.pending_query(state.settings.secret_key, comment.id or 0))
         return Redirect(f"{target.split('#')[0]}#comment-{comment.id}", status_code=303)
     body = ReplyCreated(comment=public_comment(comment), token=submitted.token, message=submitted.message)
     headers = cors.cors_headers(client.origin, site.origins, own_origin=own_origin)
@@ -133,11 +140,18 @@ def _back_link(
     return None
 
 
+def _with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with `params` set in its query (replacing earlier values of the same names), without its #fragment."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()]), fragment=""))
+
+
 def _form_error_page(exc: CommentsError, *, back: str | None) -> Template:
     """A plain page that lists every error with a link back, like WordPress's wp-comments-post.php."""
     return Template(
         template_name="form_error.html",
-        context={"error": error_body(exc), "back": back},
+        context={"error": error_body(exc), "back": back, "labels": render.FIELD_LABELS},
         status_code=exc.status_code,
         headers=exc.headers,
     )

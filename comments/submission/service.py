@@ -10,9 +10,9 @@ from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from comments import db, sanitize, security, sites
+from comments import db, sanitize, security, sites, spamfilter, threads
 from comments.errors import FieldError, InvalidInput, ThreadClosed
-from comments.models import Comment, CommentStatus, Thread, utcnow
+from comments.models import Comment, CommentStatus, Thread, ident, utcnow
 from comments.submission import abuse, rules
 from comments.submission.validation import validate_reply
 from comments.threads import refresh_thread
@@ -104,7 +104,7 @@ async def store_reply(
         Duplicate: the same author already said exactly this here.
     """
     reply = prepared.reply
-    site_id = _id(site)
+    site_id = ident(site)
     await db.begin_write(session)
     await _serialize_thread(session, site_id=site_id, key=reply.thread)
     idempotency = _idempotency_hash(settings, site, client.idempotency_key)
@@ -123,24 +123,28 @@ async def store_reply(
         raise ThreadClosed("Comments are closed on this article.")
     parent = await _check_parent(session, site=site, thread=thread, parent_id=reply.parent_id)
     await abuse.check_rate(session, settings=settings, site_id=site_id, ip=client.ip, email=reply.email)
-    await abuse.check_duplicate(session, thread_id=_id(thread), email=reply.email, content=reply.content)
+    await abuse.check_duplicate(session, thread_id=ident(thread), email=reply.email, content=reply.content)
 
     html = prepared.html
     ip = abuse.anonymize_ip(client.ip)
+    tokens = spamfilter.features(name=reply.name, email=reply.email, url=reply.url, content=reply.content)
+    verdict = await spamfilter.score(session, site_id=site_id, tokens=tokens)
     if prepared.honeypot:
         # A honeypot hit is kept as spam (nothing accepted is dropped) and answered like any pending reply.
-        decision = rules.Decision(CommentStatus.spam, "honeypot")
+        status, reason = CommentStatus.spam, "honeypot"
     else:
         draft = rules.Draft(name=reply.name, email=reply.email, url=reply.url, content=reply.content, html=html, ip=ip)
         decision = await rules.decide_status(session, site=site, draft=draft)
+        status, reason = spamfilter.decide(site, verdict, decision.status, decision.reason)
     comment = Comment(
         site_id=site_id,
-        thread_id=_id(thread),
+        thread_id=ident(thread),
         parent_id=parent.id if parent else None,
         depth=parent.depth + 1 if parent else 0,
         root_id=parent.root_id if parent else None,
-        status=decision.status,
-        reason=decision.reason,
+        status=status,
+        reason=reason,
+        spam_score=round(verdict.score, 4),
         author_name=reply.name,
         author_email=reply.email,
         author_url=reply.url,
@@ -156,16 +160,10 @@ async def store_reply(
     if parent is None:
         comment.root_id = comment.id  # a root is its own root; the id exists only after the insert
     await abuse.record_post(session, settings=settings, ip=client.ip)
-    if decision.status == CommentStatus.approved:
-        await refresh_thread(session, _id(thread))
+    if status == CommentStatus.approved:
+        await refresh_thread(session, ident(thread))
     await session.flush()
     return Submitted(comment, token)
-
-
-def _id(row: Site | Thread | Comment) -> int:
-    if row.id is None:
-        raise RuntimeError(f"{type(row).__name__} has no id yet")
-    return row.id
 
 
 async def _serialize_thread(session: AsyncSession, *, site_id: int, key: str) -> None:
@@ -201,38 +199,35 @@ def _submitter_token(settings: Settings, site: Site, client: ClientInfo) -> str:
 
 
 async def _get_or_create_thread(session: AsyncSession, *, site_id: int, reply: CleanReply) -> Thread:
-    """The thread of this article, created by its first comment (race-free: insert-or-ignore, then read)."""
-    query = select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == reply.thread)
-    thread = (await session.exec(query)).first()
+    """The thread of this article (or the one it was merged into), created by its first comment.
+
+    Race-free without an error path: insert-or-ignore, then read.
+    """
+    thread = await threads.find_thread(session, site_id=site_id, key=reply.thread)
     if thread is None:
-        thread = await _create_thread(session, site_id=site_id, reply=reply)
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        await session.exec(
+            insert(Thread)
+            .values(
+                site_id=site_id,
+                key=reply.thread,
+                title=reply.thread_title,
+                url=reply.thread_url,
+                is_open=True,
+                approved_count=0,
+                version=1,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["site_id", "key"])
+        )
+        thread = (
+            await session.exec(select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == reply.thread))
+        ).one()
     if thread.title is None and reply.thread_title:
         thread.title = reply.thread_title
     if thread.url is None and reply.thread_url:
         thread.url = reply.thread_url
     return thread
-
-
-async def _create_thread(session: AsyncSession, *, site_id: int, reply: CleanReply) -> Thread:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.exec(
-        insert(Thread)
-        .values(
-            site_id=site_id,
-            key=reply.thread,
-            title=reply.thread_title,
-            url=reply.thread_url,
-            is_open=True,
-            approved_count=0,
-            version=1,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["site_id", "key"])
-    )
-    return (
-        await session.exec(select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == reply.thread))
-    ).one()
 
 
 async def _check_parent(session: AsyncSession, *, site: Site, thread: Thread, parent_id: int | None) -> Comment | None:

@@ -11,6 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from comments import sanitize, sites
 from comments.errors import FieldError, InvalidInput
+from comments.threads import canonical_key
 
 if TYPE_CHECKING:
     from comments.models import Site
@@ -168,11 +169,6 @@ def _check_url(url: str, errors: list[FieldError]) -> str | None:
 def _check_thread(
     data: ReplyCreate, *, site: Site, own_origin: str | None, errors: list[FieldError]
 ) -> tuple[str, str | None, str | None]:
-    thread = data.thread.strip()
-    if not thread:
-        errors.append(FieldError("thread", MESSAGES["thread_required"]))
-    elif len(thread) > MAX_THREAD_KEY:
-        errors.append(FieldError("thread", MESSAGES["thread_long"]))
     title = (data.thread_title or "").strip() or None
     if title and len(title) > MAX_THREAD_TITLE:
         errors.append(FieldError("thread_title", MESSAGES["thread_title_long"]))
@@ -181,4 +177,11 @@ def _check_thread(
         origin = sites.origin_of(thread_url) if len(thread_url) <= MAX_THREAD_URL else None
         if origin is None or not sites.allows_origin(site, origin, own_origin=own_origin):
             errors.append(FieldError("thread_url", MESSAGES["thread_url_invalid"]))
+    # The thread is the article's stable key; without one, the article's URL stands in for it.
+    given = data.thread.strip() or thread_url or ""
+    thread = canonical_key(given, keep_params=site.thread_query_params) if given else ""
+    if not thread:
+        errors.append(FieldError("thread", MESSAGES["thread_required"]))
+    elif len(thread) > MAX_THREAD_KEY:
+        errors.append(FieldError("thread", MESSAGES["thread_long"]))
     return thread, title, thread_url

@@ -11,13 +11,13 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import HeaderParameter, Parameter
+from litestar.params import HeaderParameter, Parameter, QueryParameter
 from litestar.response import File, Template
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments import cors, security, sites
-from comments.errors import CommentsError, error_body
-from comments.widget import service
+from comments.errors import CommentsError, NotFound, error_body
+from comments.widget import render, service
 from comments.widget.schemas import ThreadCounts, ThreadPage
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -25,6 +25,7 @@ PUBLIC = {"exclude_from_csrf": True}
 ERROR = ResponseSpec(data_container=dict[str, Any], description="`{detail, code, errors?}`")
 CACHE_CONTROL = "public, max-age=5, must-revalidate"
 DEMO_THREAD = "/demo"
+DEMO_TITLE = "Why the comment section still matters"
 
 
 def _etag(*parts: object) -> str:
@@ -66,6 +67,9 @@ async def list_thread(
         current = await state.state_reader.thread_state(site_slug=site, key=thread)
         allowed = current.origins
         headers = cors.cors_headers(origin, allowed, own_origin=own)
+        # The answer depends on the token: without this a browser serves the cached public page
+        # to a submitter who just posted, and their pending comment seems to vanish on reload.
+        headers["Vary"] = "Origin, X-Comment-Token"
         if token:
             async with state.sessions() as db_session:
                 current = await service.thread_state(db_session, site_slug=site, key=thread)
@@ -128,35 +132,133 @@ async def preflight_counts(
     return Response(None, status_code=204, headers=cors.preflight_headers(origin, allowed=known))
 
 
+def _asset(name: str, media_type: str) -> File:
+    return File(
+        STATIC / name,
+        content_disposition_type="inline",
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
 @get("/widget.js", include_in_schema=False, cache=3600)
 async def widget_script() -> File:
     """The embeddable widget (plain JS, no framework)."""
-    return File(
-        STATIC / "widget.js",
-        content_disposition_type="inline",
-        media_type="text/javascript",
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
+    return _asset("widget.js", "text/javascript")
 
 
 @get("/widget.css", include_in_schema=False)
 async def widget_styles() -> File:
     """The widget's stylesheet; hosts override its --comments-* custom properties."""
-    return File(
-        STATIC / "widget.css",
-        content_disposition_type="inline",
-        media_type="text/css",
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
+    return _asset("widget.css", "text/css")
+
+
+@get("/page.css", include_in_schema=False)
+async def page_styles() -> File:
+    """Styles of the service's own pages (demo article, form error page): no inline styles, for a strict CSP."""
+    return _asset("page.css", "text/css")
+
+
+# The no-JS fragment's own links come back to the article page with these (WordPress's names).
+CPage = Annotated[str | None, QueryParameter(name=render.PAGE_PARAM, max_length=200)]
+ReplyTo = Annotated[int | None, QueryParameter(name=render.REPLY_PARAM, ge=1)]
+Unapproved = Annotated[int | None, QueryParameter(name=render.UNAPPROVED_PARAM, ge=1)]
+Proof = Annotated[str | None, QueryParameter(name=render.PROOF_PARAM, max_length=100)]
 
 
 @get("/demo", include_in_schema=False)
-async def demo_article(state: State) -> Template:
-    """A placeholder article that embeds the widget, so a newcomer sees the whole flow."""
+async def demo_article(
+    db_session: NamedDependency[AsyncSession],
+    state: State,
+    cpage: CPage = None,
+    replytocom: ReplyTo = None,
+    unapproved: Unapproved = None,
+    proof: Proof = None,
+) -> Template:
+    """A placeholder article that embeds the widget, with the no-JS thread and form rendered inside it."""
+    base_url = state.settings.base_url.rstrip("/")
+    url = f"{base_url}{DEMO_THREAD}"
+    try:
+        thread: render.NoJsThread | None = await render.load_thread(
+            db_session,
+            secret_key=state.settings.secret_key,
+            base_url=base_url,
+            site=sites.DEMO_SLUG,
+            thread=DEMO_THREAD,
+            title=DEMO_TITLE,
+            url=url,
+            cursor=cpage,
+            reply_to=replytocom,
+            unapproved=unapproved,
+            proof=proof,
+        )
+    except NotFound:
+        thread = None  # no demo site in this database: the widget shows its own error
     return Template(
         template_name="demo.html",
-        context={"site": sites.DEMO_SLUG, "thread": DEMO_THREAD, "base_url": state.settings.base_url.rstrip("/")},
+        context={
+            "site": sites.DEMO_SLUG,
+            "thread": DEMO_THREAD,
+            "title": DEMO_TITLE,
+            "url": url,
+            "base_url": base_url,
+            "t": thread,
+        },
     )
 
 
-ROUTES = [preflight_counts, list_thread, count_threads, widget_script, widget_styles, demo_article]
+@get(
+    "/embed",
+    opt=PUBLIC,
+    media_type=MediaType.HTML,
+    summary="The thread and the Leave-a-Reply form as server-rendered HTML (no JavaScript)",
+    responses={400: ERROR, 404: ERROR},
+)
+async def embed_thread(
+    db_session: NamedDependency[AsyncSession],
+    state: State,
+    site: Annotated[str, Parameter(min_length=1, max_length=64)],
+    thread: Annotated[str, Parameter(min_length=1, max_length=500)],
+    title: Annotated[str | None, Parameter(max_length=500)] = None,
+    url: Annotated[str | None, Parameter(max_length=2000)] = None,
+    cpage: CPage = None,
+    replytocom: ReplyTo = None,
+    unapproved: Unapproved = None,
+    proof: Proof = None,
+) -> Template:
+    """An HTML fragment for a server-side include inside `<div id="comments">`: the thread and a classic form.
+
+    The form posts to `/api/comments`, which answers `303` back to `url` (the article) at
+    `#comment-ID`. A comment that awaits moderation is not public, so that redirect adds
+    `?unapproved=ID&moderation-hash=…`; passed on here, they render "Your comment is awaiting
+    moderation." at `#comment-ID`. `cpage` and `replytocom` come from the fragment's own links
+    ("Load more comments", "Reply"), which are relative to the article page.
+    """
+    fragment = await render.load_thread(
+        db_session,
+        secret_key=state.settings.secret_key,
+        base_url=state.settings.base_url,
+        site=site,
+        thread=thread,
+        title=title,
+        url=url,
+        cursor=cpage,
+        reply_to=replytocom,
+        unapproved=unapproved,
+        proof=proof,
+    )
+    # A fragment that tells one reader about their pending comment is theirs alone.
+    cache = "private, no-store" if fragment.pending_id else CACHE_CONTROL
+    return Template(template_name="thread.html", context={"t": fragment}, headers={"Cache-Control": cache})
+
+
+ROUTES = [
+    preflight_counts,
+    list_thread,
+    count_threads,
+    widget_script,
+    widget_styles,
+    page_styles,
+    demo_article,
+    embed_thread,
+]

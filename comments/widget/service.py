@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import sqlite3
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import and_, or_, select, text, tuple_
+from sqlalchemy import and_, bindparam, create_engine, event, or_, select, tuple_
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 from sqlmodel import col
 
+from comments import threads
 from comments.errors import FieldError, InvalidInput, NotFound
-from comments.models import Comment, CommentStatus, Site, Thread
+from comments.models import Comment, CommentStatus, Site, Thread, ThreadAlias
 from comments.widget.schemas import AuthorPublic, CommentPublic, ThreadCounts, ThreadPage, ThreadPublic
 
 if TYPE_CHECKING:
-    from sqlalchemy import Executable, Result, Select, Table
+    from sqlalchemy import Connection, Executable, Result, Select, Table
     from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -79,21 +79,25 @@ class PageCache:
 
 
 async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> ThreadState:
-    """The site and (if it exists) the thread. An unknown thread reads as an open, empty one.
+    """The site and (if it exists) the thread, found by canonical key or by an alias left by a merge.
+
+    An unknown thread reads as an open, empty one. One query, unless the key has a query
+    string: then the site's meaningful parameters are read first to canonicalize it.
 
     Raises:
         NotFound: unknown site.
     """
-    row: Any = (
-        await _core(
-            session,
-            select(_S.id, _S.origins, _S.max_depth, _T.id, _T.version, _T.title, _T.url, _T.is_open, _T.approved_count)
-            .select_from(_SITE)
-            .outerjoin(_THREAD, and_(_T.site_id == _S.id, _T.key == key))
-            .where(_S.slug == site_slug),
-        )
-    ).first()
-    return _state_from_row(row, site_slug=site_slug, key=key)
+    return await _thread_state(_session_rows(session), site_slug=site_slug, key=key)
+
+
+async def _thread_state(rows: Rows, *, site_slug: str, key: str) -> ThreadState:
+    keep: list[str] = []
+    if threads.needs_site_params(key):
+        found = await rows(select(_S.thread_query_params).where(_S.slug == site_slug), None)
+        keep = (found[0][0] if found else None) or []
+    key = threads.canonical_key(key, keep_params=keep)
+    found = await rows(_STATE_STATEMENT, {"key": key, "slug": site_slug})
+    return _state_from_row(found[0] if found else None, site_slug=site_slug, key=key)
 
 
 def _state_from_row(row: Any, *, site_slug: str, key: str) -> ThreadState:
@@ -105,7 +109,7 @@ def _state_from_row(row: Any, *, site_slug: str, key: str) -> ThreadState:
     )
     return ThreadState(
         site_id=site_id,
-        origins=list(_origins(origins) if isinstance(origins, str) else origins),
+        origins=list(origins),
         max_depth=max_depth,
         thread_id=thread_id,
         version=version or 0,
@@ -113,32 +117,20 @@ def _state_from_row(row: Any, *, site_slug: str, key: str) -> ThreadState:
     )
 
 
-@lru_cache(maxsize=256)
-def _origins(raw: str) -> tuple[str, ...]:
-    """A site's origins from the JSON column read without the ORM (parsed once per distinct value)."""
-    return tuple(json.loads(raw))
-
-
-# The same query as thread_state(), as plain SQL for StateReader (named parameters work on both drivers).
-_STATE_SQL = (
-    "SELECT site.id, site.origins, site.max_depth, thread.id, thread.version, thread.title, thread.url, "
-    "thread.is_open, thread.approved_count FROM site LEFT OUTER JOIN thread "
-    "ON thread.site_id = site.id AND thread.key = :key WHERE site.slug = :slug"
-)
-
-
 class StateReader:
     """The read path's one query per request, without an ORM session or a transaction around it.
 
     Every public read asks the database for the thread's current version (so no process
     ever serves a stale page: a moderation action on any instance bumps the version in
-    the database, and the very next read anywhere sees it). This is that query, made cheap:
+    the database, and the very next read anywhere sees it). This runs the same statements
+    as thread_state() and count_threads(), made cheap:
 
-    - SQLite: a plain `sqlite3` connection of this process, in autocommit mode, queried on
-      the event loop. An indexed lookup takes microseconds, far less than aiosqlite's
-      hand-off to a thread and back for BEGIN, execute, fetch and ROLLBACK. In WAL mode
-      readers never wait for the writer, and each statement sees the latest commit.
-    - PostgreSQL: one pooled connection in AUTOCOMMIT, so the lookup is one round trip
+    - SQLite: a synchronous SQLAlchemy connection of this process (pysqlite, autocommit,
+      read-only), queried on the event loop. An indexed lookup takes microseconds, far
+      less than aiosqlite's hand-off to a thread and back for BEGIN, execute, fetch and
+      ROLLBACK. In WAL mode readers never wait for the writer, and each statement sees
+      the latest commit.
+    - PostgreSQL: one pooled connection in AUTOCOMMIT, so a lookup is one round trip
       instead of BEGIN, query, COMMIT.
     """
 
@@ -147,78 +139,91 @@ class StateReader:
         url = make_url(settings.resolved_database_url)
         database = url.database if url.get_backend_name() == "sqlite" else None
         self._sqlite_path = database if database and database != ":memory:" else None
-        self._sqlite: sqlite3.Connection | None = None
-        self._statement = text(_STATE_SQL)
+        self._sync: Connection | None = None
 
     async def thread_state(self, *, site_slug: str, key: str) -> ThreadState:
-        """The site and thread as the module-level `thread_state` reads them, on this reader's connection.
+        """The site and thread exactly as the module-level `thread_state` reads them.
 
         Raises:
             NotFound: unknown site.
         """
-        params = {"key": key, "slug": site_slug}
-        if self._sqlite_path is not None:
-            row = self._sqlite_connection().execute(_STATE_SQL, params).fetchone()
-        else:
-            async with self._engine.connect() as connection:
-                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                row = (await autocommit.execute(self._statement, params)).first()
-        return _state_from_row(row, site_slug=site_slug, key=key)
+        return await _thread_state(self._rows, site_slug=site_slug, key=key)
 
     async def counts(self, *, site_slug: str, keys: list[str]) -> tuple[ThreadCounts, list[str]]:
-        """Like count_threads(), plus the site's origins (for CORS), on the reader's own connection.
+        """Like count_threads(), plus the site's origins (for CORS).
 
         Raises:
             NotFound: unknown site.
             InvalidInput: no thread, or too many.
         """
-        _check_count_keys(keys)
-        params: dict[str, Any] = {"slug": site_slug} | {f"k{i}": key for i, key in enumerate(keys)}
-        marks = ", ".join(f":k{i}" for i in range(len(keys)))
-        # One statement: the site row, left-joined to whichever of the threads exist. Only the
-        # placeholders are formatted into the SQL; every value is a bound parameter.
-        sql = (
-            "SELECT site.id, site.origins, thread.key, thread.approved_count FROM site LEFT OUTER JOIN thread "  # noqa: S608
-            f"ON thread.site_id = site.id AND thread.key IN ({marks}) WHERE site.slug = :slug"
-        )
-        if self._sqlite_path is not None:
-            rows: list[Any] = self._sqlite_connection().execute(sql, params).fetchall()
-        else:
-            async with self._engine.connect() as connection:
-                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                rows = list((await autocommit.execute(text(sql), params)).all())
-        if not rows:
-            raise NotFound(f"Unknown site: {site_slug!r}.")
-        counts = dict.fromkeys(keys, 0)
-        counts.update({row[2]: row[3] for row in rows if row[2] is not None})
-        origins = rows[0][1]
-        return ThreadCounts(counts=counts), list(_origins(origins) if isinstance(origins, str) else origins)
+        return await _count_threads(self._rows, site_slug=site_slug, keys=keys)
 
-    def _sqlite_connection(self) -> sqlite3.Connection:
-        if self._sqlite is None:
-            # isolation_level=None: no implicit BEGIN, every SELECT reads the newest committed state.
-            connection = sqlite3.connect(self._sqlite_path or "", isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA busy_timeout=5000")
-            connection.execute("PRAGMA query_only=ON")
-            self._sqlite = connection
-        return self._sqlite
+    async def _rows(self, statement: Executable, params: dict[str, Any] | None) -> list[Any]:
+        if self._sqlite_path is not None:
+            return list(self._sqlite_connection().execute(statement, params).all())
+        async with self._engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            return list((await autocommit.execute(statement, params)).all())
+
+    def _sqlite_connection(self) -> Connection:
+        if self._sync is None:
+            engine = create_engine(
+                f"sqlite:///{self._sqlite_path}",
+                poolclass=StaticPool,
+                isolation_level="AUTOCOMMIT",  # no BEGIN: every SELECT reads the newest committed state
+                connect_args={"check_same_thread": False},
+            )
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA busy_timeout=5000")
+                cursor.execute("PRAGMA query_only=ON")
+                cursor.close()
+
+            self._sync = engine.connect()
+        return self._sync
 
     def close(self) -> None:
         """Close the SQLite connection (app shutdown)."""
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
+        if self._sync is not None:
+            self._sync.close()
+            self._sync.engine.dispose()
+            self._sync = None
 
 
 # Core column collections: the read path selects plain rows, typed as SQLAlchemy columns.
 _SITE: Table = Site.__table__  # type: ignore[attr-defined]
 _THREAD: Table = Thread.__table__  # type: ignore[attr-defined]
-_S, _T, _C = _SITE.c, _THREAD.c, Comment.__table__.c  # type: ignore[attr-defined]
+_ALIAS: Table = ThreadAlias.__table__  # type: ignore[attr-defined]
+_S, _T, _A, _C = _SITE.c, _THREAD.c, _ALIAS.c, Comment.__table__.c  # type: ignore[attr-defined]
 
 
-async def _core(session: AsyncSession, statement: Executable) -> Result[Any]:
+async def _core(session: AsyncSession, statement: Executable, params: dict[str, Any] | None = None) -> Result[Any]:
     """Run a Core query on the session's connection: rows, not ORM objects (the read path's hot loop)."""
-    return await (await session.connection()).execute(statement)
+    return await (await session.connection()).execute(statement, params)
+
+
+# Runs a statement (with optional parameters) somewhere and returns all its rows.
+Rows = Callable[["Executable", dict[str, Any] | None], Awaitable[list[Any]]]
+
+
+def _session_rows(session: AsyncSession) -> Rows:
+    async def rows(statement: Executable, params: dict[str, Any] | None) -> list[Any]:
+        return list((await _core(session, statement, params)).all())
+
+    return rows
+
+
+# The thread lookup every read starts with: built once, run with {"key", "slug"}.
+_STATE_STATEMENT = (
+    select(_S.id, _S.origins, _S.max_depth, _T.id, _T.version, _T.title, _T.url, _T.is_open, _T.approved_count)
+    .select_from(_SITE)
+    .outerjoin(_ALIAS, and_(_A.site_id == _S.id, _A.key == bindparam("key")))
+    .outerjoin(_THREAD, and_(_T.site_id == _S.id, or_(_T.key == bindparam("key"), _T.id == _A.thread_id)))
+    .where(_S.slug == bindparam("slug"))
+    .limit(1)
+)
 
 
 def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
@@ -412,21 +417,34 @@ def encode_page(page: ThreadPage) -> bytes:
 
 
 async def count_threads(session: AsyncSession, *, site_slug: str, keys: list[str]) -> ThreadCounts:
-    """Public counts for up to MAX_COUNT_THREADS threads; unknown threads count 0.
+    """Public counts for up to MAX_COUNT_THREADS threads (by key or merged-away alias); unknown threads count 0.
 
     Raises:
         NotFound: unknown site.
         InvalidInput: no thread, or too many.
     """
+    counts, _origins_of_site = await _count_threads(_session_rows(session), site_slug=site_slug, keys=keys)
+    return counts
+
+
+async def _count_threads(rows: Rows, *, site_slug: str, keys: list[str]) -> tuple[ThreadCounts, list[str]]:
+    """Counts, plus the site's origins for CORS, through any way of running a statement."""
     _check_count_keys(keys)
-    site_id = (await _core(session, select(_S.id).where(_S.slug == site_slug))).scalar()
-    if site_id is None:
+    found_site = await rows(select(_S.id, _S.thread_query_params, _S.origins).where(_S.slug == site_slug), None)
+    if not found_site:
         raise NotFound(f"Unknown site: {site_slug!r}.")
-    query = select(_T.key, _T.approved_count).where(_T.site_id == site_id, _T.key.in_(keys))
-    found: list[Any] = list((await _core(session, query)).all())
-    counts = dict.fromkeys(keys, 0)
-    counts.update({row[0]: row[1] for row in found})
-    return ThreadCounts(counts=counts)
+    site_id, keep, origins = found_site[0]
+    canonical = {key: threads.canonical_key(key, keep_params=keep or []) for key in keys}
+    wanted = set(canonical.values())
+    direct = select(_T.key, _T.approved_count).where(_T.site_id == site_id, _T.key.in_(wanted))
+    aliased = (
+        select(_A.key, _T.approved_count)
+        .join(_THREAD, _T.id == _A.thread_id)
+        .where(_A.site_id == site_id, _A.key.in_(wanted))
+    )
+    found = {row[0]: row[1] for row in await rows(direct.union_all(aliased), None)}
+    counts = {key: found.get(canonical[key], 0) for key in keys}
+    return ThreadCounts(counts=counts), list(origins)
 
 
 def _check_count_keys(keys: list[str]) -> None:

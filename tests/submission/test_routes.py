@@ -11,6 +11,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments.models import Comment, CommentStatus, RateEvent, Thread
+from comments.widget import render
 from tests.factories import make_comment, make_site, make_thread, reply_body, with_client_ip
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +24,7 @@ REQUIRED = [
 
 
 async def stored(session: AsyncSession) -> list[Comment]:
-    session.expire_all()
+    await session.rollback()  # end the read snapshot (SQLite WAL) so the server's commits show
     return list((await session.exec(select(Comment).order_by(col(Comment.id)))).all())
 
 
@@ -371,7 +372,11 @@ async def test_form_post_redirects_back_to_the_article(session: AsyncSession, cl
     response = await client.post("/api/comments", data=form, follow_redirects=False)
     assert response.status_code == 303
     [comment] = await stored(session)
-    assert response.headers["location"] == f"https://blog.example.org/2026/11/article#comment-{comment.id}"
+    # Pending, so not in the public page: the signed flag lets the no-JS thread say so at #comment-ID.
+    proof = render.pending_proof("test-secret-key-not-for-production", comment.id)
+    assert response.headers["location"] == (
+        f"https://blog.example.org/2026/11/article?unapproved={comment.id}&moderation-hash={proof}#comment-{comment.id}"
+    )
 
 
 async def test_form_post_errors_show_a_page_with_every_error_and_a_link_back(

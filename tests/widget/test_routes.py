@@ -198,3 +198,14 @@ async def test_widget_assets_are_served(client: Any) -> None:
     assert script.status_code == styles.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert styles.headers["content-type"].startswith("text/css")
+
+
+async def test_thread_answers_vary_on_the_submitter_token(session: AsyncSession, client: Any) -> None:
+    """A browser must not serve its cached public page to a submitter who now sends a token."""
+    site = await make_site(session)
+    await make_thread(session, site=site)
+    public = await client.get(URL)
+    own = await client.get(URL, headers={"X-Comment-Token": "a-submitter-token-0123456789"})
+    assert "X-Comment-Token" in public.headers["vary"]
+    assert "X-Comment-Token" in own.headers["vary"]
+    assert public.headers["cache-control"].startswith("public")

@@ -60,6 +60,14 @@
     del(k) { try { localStorage.removeItem(k); } catch { /* storage unavailable */ } },
   };
 
+  // This page's address without its #hash and without the no-JS thread's own query parameters.
+  function articleUrl() {
+    const u = new URL(location.href);
+    for (const k of ['cpage', 'replytocom', 'unapproved', 'moderation-hash']) u.searchParams.delete(k);
+    u.hash = '';
+    return u.href;
+  }
+
   // createElement helper: attrs 'text' sets textContent, 'onX' adds a listener; children are nodes or strings.
   function h(tag, attrs, ...kids) {
     const el = document.createElement(tag);
@@ -146,7 +154,7 @@
     const errs = {};
 
     addStylesheet();
-    root.classList.add('comments-widget', 'comments-theme-' + theme);
+    root.classList.add('comments-js', 'comments-widget', 'comments-theme-' + theme);
     const hadFallback = root.children.length > 0;
 
     function start() {
@@ -423,7 +431,7 @@
           site,
           thread,
           thread_title: d.title || document.title || null,
-          thread_url: d.url || location.href.split('#')[0],
+          thread_url: d.url || articleUrl(),
           parent_id: state.replyTo,
           content: v.content,
           name: v.name,
@@ -468,7 +476,8 @@
 
   function init() {
     const root = document.getElementById('comments');
-    if (!root || root.classList.contains('comments-widget')) return; // already mounted
+    // comments-js, not comments-widget: a server-rendered fallback may carry that class for its styles.
+    if (!root || root.classList.contains('comments-js')) return; // already mounted
     mount(root);
   }
 
