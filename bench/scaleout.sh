@@ -44,9 +44,9 @@ if [ -z "${PG_URL:-}" ]; then
   PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
   PGDATA="$OUT/pgdata"
   log "starting a private PostgreSQL ($PGBIN) on 127.0.0.1:$PGPORT, data in $PGDATA"
-  install -d -o postgres -g postgres "$PGDATA" "$OUT/pgsock"
+  install -d -o postgres -g postgres "$PGDATA" "$OUT/pgsock" "$OUT/pglog"
   runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA" -A trust -U postgres >"$OUT/initdb.log"
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$OUT/postgres.log" -w \
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$OUT/pglog/postgres.log" -w \
     -o "-p $PGPORT -k $OUT/pgsock -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB" start >/dev/null
   runuser -u postgres -- "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -qc "CREATE ROLE bench LOGIN SUPERUSER PASSWORD 'bench'"
   runuser -u postgres -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -O bench bench

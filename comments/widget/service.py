@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import and_, bindparam, create_engine, event, or_, select, tuple_
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import col
 
@@ -140,6 +141,8 @@ class StateReader:
         database = url.database if url.get_backend_name() == "sqlite" else None
         self._sqlite_path = database if database and database != ":memory:" else None
         self._sync: Connection | None = None
+        self._pool_size = settings.db_pool_size
+        self._autocommit: AsyncEngine | None = None
 
     async def thread_state(self, *, site_slug: str, key: str) -> ThreadState:
         """The site and thread exactly as the module-level `thread_state` reads them.
@@ -161,9 +164,14 @@ class StateReader:
     async def _rows(self, statement: Executable, params: dict[str, Any] | None) -> list[Any]:
         if self._sqlite_path is not None:
             return list(self._sqlite_connection().execute(statement, params).all())
-        async with self._engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return list((await autocommit.execute(statement, params)).all())
+        if self._autocommit is None:
+            # Its own small pool, AUTOCOMMIT from the start and without pre-ping: switching the
+            # isolation level on every checkout and pinging first cost extra round trips per read.
+            self._autocommit = create_async_engine(
+                self._engine.url, pool_size=self._pool_size, max_overflow=self._pool_size, isolation_level="AUTOCOMMIT"
+            )
+        async with self._autocommit.connect() as connection:
+            return list((await connection.execute(statement, params)).all())
 
     def _sqlite_connection(self) -> Connection:
         if self._sync is None:
@@ -184,12 +192,15 @@ class StateReader:
             self._sync = engine.connect()
         return self._sync
 
-    def close(self) -> None:
-        """Close the SQLite connection (app shutdown)."""
+    async def close(self) -> None:
+        """Close the reader's connections (app shutdown)."""
         if self._sync is not None:
             self._sync.close()
             self._sync.engine.dispose()
             self._sync = None
+        if self._autocommit is not None:
+            await self._autocommit.dispose()
+            self._autocommit = None
 
 
 # Core column collections: the read path selects plain rows, typed as SQLAlchemy columns.
