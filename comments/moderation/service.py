@@ -22,7 +22,18 @@ from sqlmodel import col, delete, func, or_, select
 
 from comments import sanitize, spamfilter, threads
 from comments.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from comments.models import AuditEvent, Comment, CommentStatus, Membership, Role, Site, Thread, User, utcnow
+from comments.models import (
+    AuditEvent,
+    Comment,
+    CommentStatus,
+    Membership,
+    Role,
+    Site,
+    Thread,
+    User,
+    text_digest,
+    utcnow,
+)
 from comments.moderation.schemas import (
     AuditEntry,
     AuditPage,
@@ -322,6 +333,7 @@ async def update_comment(
             after={"content_raw": content},
         )
         comment.content_raw, comment.content_html, comment.updated_at = content, html, utcnow()
+        comment.content_hash = text_digest(content)
         changed = True
     if status is not None:
         changed = _set_status(session, comment, user=user, status=status, via="single") or changed

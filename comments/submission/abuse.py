@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from comments import security, sites
 from comments.errors import Duplicate, Forbidden, TooManyRequests
-from comments.models import Comment, RateEvent, utcnow
+from comments.models import Comment, RateEvent, text_digest, utcnow
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -126,6 +126,7 @@ async def check_duplicate(session: AsyncSession, *, thread_id: int, email: str, 
             select(Comment.id)
             .where(
                 col(Comment.thread_id) == thread_id,
+                col(Comment.content_hash) == text_digest(content),
                 col(Comment.author_email) == email,
                 col(Comment.content_raw) == content,
             )
