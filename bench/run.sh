@@ -17,6 +17,8 @@
 # the moderation-queue query with its plan. Every server started is stopped by its PID on exit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 PEER_BENCH="${PEER_BENCH:-$ROOT/../shared/peer-bench}"
 PEER_BENCH="$(cd "$PEER_BENCH" && pwd)"
 OUT="${OUT:-/tmp/comments-bench-$(date +%Y%m%d-%H%M%S)}"
@@ -49,14 +51,6 @@ serve_ours() {  # PORT DBFILE -> starts `comments serve --workers 2`, records th
     sleep 0.2
   done
   echo "ours did not start on $port:" >&2; tail -20 "$OUT/ours-$port.log" >&2; exit 1
-}
-stop_pid() {  # PID: TERM, wait up to 10 s, then KILL it and its children
-  local pid="$1" kids; kids="$(pgrep -P "$pid" || true)"
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  for k in $kids; do kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null; done
-  return 0
 }
 cleanup() {
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done

@@ -11,6 +11,8 @@
 # Ports: +0 PostgreSQL (private), +1/+2 instances A/B, +10 nginx -> A, +11 nginx -> A,B.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 PEER_BENCH="$(cd "${PEER_BENCH:-$ROOT/../shared/peer-bench}" && pwd)"
 OUT="${OUT:-/tmp/comments-scaleout-$(date +%Y%m%d-%H%M%S)}"
 BASE="${PORT_BASE:-18200}"
@@ -26,14 +28,6 @@ PB="$OUT/peer-bench"; rm -rf "$PB"; cp -r "$PEER_BENCH" "$PB"; cp "$ROOT/bench/w
 
 PIDS=()
 PGDATA=""
-stop_pid() {
-  local pid="$1" kids; kids="$(pgrep -P "$pid" || true)"
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  for k in $kids; do kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null; done
-  return 0
-}
 cleanup() {
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
   if [ -n "$PGDATA" ]; then runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1 || true; fi

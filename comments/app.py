@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from comments import db, headers, maintenance
+from comments import cors, db, headers, maintenance
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
 from comments.moderation import routes as moderation
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         set_default_exception_handler=False,
     )
     return Litestar(
-        route_handlers=[healthz, *submission.ROUTES, *widget.ROUTES, *moderation.ROUTES],
+        route_handlers=[healthz, cors.preflight, *submission.ROUTES, *widget.ROUTES, *moderation.ROUTES],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         exception_handlers=EXCEPTION_HANDLERS,
         # Moderator writes need the `csrftoken` cookie echoed in `x-csrftoken` (or the `_csrf_token` form field);

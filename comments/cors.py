@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from litestar import Request, Response, route
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.enums import HttpMethod
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments import sites
-
-if TYPE_CHECKING:
-    from litestar import Request
 
 ALLOWED_HEADERS = "Content-Type, X-Comment-Token, Idempotency-Key"
 PREFLIGHT_MAX_AGE = "600"
@@ -42,3 +45,20 @@ def preflight_headers(origin: str | None, *, allowed: bool) -> dict[str, str]:
         "Access-Control-Allow-Headers": ALLOWED_HEADERS,
         "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
     }
+
+
+# Registered before the GET/POST handlers of these paths: Litestar keeps the first OPTIONS handler of a path.
+@route(
+    ["/api/comments", "/api/counts"],
+    http_method=[HttpMethod.OPTIONS],
+    opt={"exclude_from_csrf": True},
+    include_in_schema=False,
+)
+async def preflight(
+    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], state: State
+) -> Response[None]:
+    """CORS preflight for the widget's reads, posts and counts: allowed for any site's origin."""
+    origin = request_origin(request)
+    own = sites.origin_of(state.settings.base_url)
+    known = origin is not None and await sites.origin_is_known(db_session, origin=origin, own_origin=own)
+    return Response(None, status_code=204, headers=preflight_headers(origin, allowed=known))

@@ -9,10 +9,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import msgspec
-from litestar import MediaType, Request, Response, post, route
+from litestar import MediaType, Request, Response, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Parameter, Schema
@@ -229,15 +228,4 @@ def _form_error_page(exc: CommentsError, *, back: str | None) -> Template:
     )
 
 
-@route("/api/comments", http_method=[HttpMethod.OPTIONS], opt=PUBLIC, include_in_schema=False)
-async def preflight_comments(
-    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], state: State
-) -> Response[None]:
-    """CORS preflight for the widget's reads and posts."""
-    origin = cors.request_origin(request)
-    own = sites.origin_of(state.settings.base_url)
-    known = origin is not None and await sites.origin_is_known(db_session, origin=origin, own_origin=own)
-    return Response(None, status_code=204, headers=cors.preflight_headers(origin, allowed=known))
-
-
-ROUTES = [preflight_comments, create_reply]
+ROUTES = [create_reply]

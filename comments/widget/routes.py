@@ -6,10 +6,9 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any
 
-from litestar import MediaType, Request, Response, get, route
+from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.enums import HttpMethod
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, Parameter, QueryParameter
 from litestar.response import File, Template
@@ -122,17 +121,6 @@ async def count_threads(
     )
     headers["Cache-Control"] = CACHE_CONTROL
     return Response(counts, headers=headers)
-
-
-@route(["/api/counts"], http_method=[HttpMethod.OPTIONS], opt=PUBLIC, include_in_schema=False)
-async def preflight_counts(
-    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], state: State
-) -> Response[None]:
-    """CORS preflight for counts."""
-    origin = cors.request_origin(request)
-    own = sites.origin_of(state.settings.base_url)
-    known = origin is not None and await sites.origin_is_known(db_session, origin=origin, own_origin=own)
-    return Response(None, status_code=204, headers=cors.preflight_headers(origin, allowed=known))
 
 
 def _asset(name: str, media_type: str) -> File:
@@ -256,7 +244,6 @@ async def embed_thread(
 
 
 ROUTES = [
-    preflight_counts,
     list_thread,
     count_threads,
     widget_script,
