@@ -2,7 +2,7 @@
 
 Handlers declare who may call them in `opt["auth"]` (`user`, `member`, `owner`; `opt["role"] = "owner"`
 when the service demands an owner); these tests check that the declaration holds, and that no
-route under /api/auth, /api/moderation or /admin escapes classification.
+route under /api/auth, /api/moderation, /api/sites (the owners' export) or /admin escapes classification.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.moderation.conftest import LoginAs, World
 
 pytestmark = pytest.mark.anyio
 
-PROTECTED_PREFIXES = ("/api/auth", "/api/moderation", "/admin")
+PROTECTED_PREFIXES = ("/api/auth", "/api/moderation", "/api/sites", "/admin")
 PUBLIC = {("POST", "/api/auth/login"), ("GET", "/admin/login"), ("POST", "/admin/login")}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -68,6 +68,11 @@ async def test_every_protected_route_is_classified(app: Litestar) -> None:
     found = endpoints(app)
     assert len(found) >= 25
     assert {e.auth for e in found} == {"user", "member", "owner"}
+    assert {(e.method, e.path) for e in found if e.path.startswith("/api/sites")} == {
+        ("GET", "/api/sites/{site:str}/export"),
+        ("POST", "/api/sites/{site:str}/privacy/export"),
+        ("POST", "/api/sites/{site:str}/privacy/erase"),
+    }
 
 
 def url_of(endpoint: Endpoint, world: World) -> str:
