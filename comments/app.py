@@ -29,7 +29,7 @@ from comments.export import routes as export
 from comments.moderation import routes as moderation
 from comments.submission import routes as submission
 from comments.widget import routes as widget
-from comments.widget.service import PageCache
+from comments.widget.service import PageCache, StateReader
 
 log = logging.getLogger("comments")
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # aiosqlite's DEBUG lines carry every query's parameters, commenters' emails included: never emit them.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
     engine = db.create_engine(settings)
+    state_reader = StateReader(engine, settings)
     alchemy = SQLAlchemyAsyncConfig(
         engine_instance=engine,
         # Our own maker: SQLModel's AsyncSession (with .exec) over SQLModel's Session, expire_on_commit off.
@@ -84,9 +85,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         before_send=[headers.add_security_headers],
         request_max_body_size=MAX_BODY_BYTES,
-        on_shutdown=[engine.dispose],
+        on_shutdown=[state_reader.close, engine.dispose],
         lifespan=[lambda _app: maintenance.periodic(engine, interval=settings.maintenance_interval)],
-        state=State({"settings": settings, "page_cache": PageCache()}),
+        state=State(
+            {
+                "settings": settings,
+                "page_cache": PageCache(),
+                "state_reader": state_reader,
+                # Sessions for handlers that open one only when they need it (the read path's cache misses).
+                "sessions": db.session_maker(engine),
+            }
+        ),
         template_config=TemplateConfig(
             directory=[
                 PACKAGE_DIR / "widget" / "templates",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,16 @@ def ident(row: SQLModel) -> int:
     if not isinstance(value, int):
         raise RuntimeError(f"{type(row).__name__} is not stored yet")
     return value
+
+
+def text_digest(text: str) -> str:
+    """A comment text's content_hash: equal texts, equal digests (duplicate detection looks them up)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def content_digest(context: Any) -> str:
+    """The content_hash of a row being inserted (a context-sensitive column default)."""
+    return text_digest(context.get_current_parameters()["content_raw"])
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -144,6 +155,8 @@ class Comment(SQLModel, table=True):
         # Flood control and author history look up by author and by network.
         sa.Index("ix_comment_author_email_created", "author_email", "created_at"),
         sa.Index("ix_comment_ip_created", "ip", "created_at"),
+        # Duplicate detection: one index probe however many comments the author already has.
+        sa.Index("ix_comment_content_hash", "content_hash"),
         sa.UniqueConstraint("site_id", "idempotency_key"),
         sa.UniqueConstraint("site_id", "source_id"),
     )
@@ -161,6 +174,8 @@ class Comment(SQLModel, table=True):
     author_url: str | None = Field(default=None, max_length=200)
     content_raw: str = Field(sa_type=sa.Text)
     content_html: str = Field(sa_type=sa.Text)
+    # SHA-256 of content_raw, filled on every insert (ORM or Core) by the column default below.
+    content_hash: str | None = Field(default=None, max_length=64, sa_column_kwargs={"default": content_digest})
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=500)
     submitter_hash: str | None = Field(default=None, max_length=64, index=True)

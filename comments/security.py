@@ -7,11 +7,13 @@ import hmac
 import secrets
 
 import anyio.to_thread
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# argon2-cffi's defaults are argon2id with RFC 9106's low-memory profile (t=3, m=64 MiB, p=4).
-hasher = PasswordHasher()
+# argon2id with RFC 9106's second recommended option, the low-memory one (t=3, m=64 MiB, p=4), named
+# rather than taken from argon2-cffi's defaults: a library upgrade that moves its defaults must not
+# change the cost of every login silently. Hashes made with other parameters are redone at login.
+hasher = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
 
 
 async def hash_password(password: str) -> str:

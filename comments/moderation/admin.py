@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from comments.errors import CommentsError, FieldError, InvalidInput, NotAuthenticated
 from comments.models import CommentStatus, Role, User
 from comments.moderation import auth, guards, service, site_settings
-from comments.moderation.schemas import MemberAdd, SiteSettings, SiteSettingsUpdate
+from comments.moderation.schemas import MemberAdd, SiteSettings, SiteSettingsUpdate, ThreadMerge
 
 if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler
@@ -119,12 +119,24 @@ async def queue_page(
     site: FromQuery[str],
     status: FromQuery[CommentStatus] = CommentStatus.pending,
     q: FromQuery[str | None] = None,
+    reason: FromQuery[str | None] = None,
+    sort: FromQuery[str] = "newest",
     cursor: FromQuery[str | None] = None,
 ) -> Template:
     """The queue of one site: status tabs with counts, entries, per-entry and bulk actions."""
-    page = await service.list_queue(db_session, member=member, status=status, text=q, cursor=cursor, limit=25)
+    by_score = sort == "score"
+    page = await service.list_queue(
+        db_session, member=member, status=status, text=q, reason=reason, by_score=by_score, cursor=cursor, limit=25
+    )
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    older = {"site": site, "status": status.value, "q": q or "", "cursor": page.next_cursor}
+    older = {
+        "site": site,
+        "status": status.value,
+        "q": q or "",
+        "reason": reason or "",
+        "sort": sort,
+        "cursor": page.next_cursor,
+    }
     return _page(
         "queue.html",
         user=member.user,
@@ -134,9 +146,24 @@ async def queue_page(
         statuses=STATUSES,
         page=page,
         q=q or "",
+        reason=reason or "",
+        reasons=REASONS,
+        by_score=by_score,
         here=here,
         next_url=f"/admin/queue?{urlencode(older)}" if page.next_cursor else None,
     )
+
+
+# The rules that can hold or spam a comment, for the queue's filter (see submission/rules.py, spamfilter.py).
+REASONS = (
+    "manual_approval",
+    "links",
+    "moderation_keyword",
+    "disallowed_keyword",
+    "spam_score",
+    "honeypot",
+    "known_author",
+)
 
 
 @post("/comments/{comment_id:int}/status", opt=USER, status_code=303)
@@ -239,14 +266,28 @@ async def settings_form(
         "disallowed_keywords": form.get("disallowed_keywords", ""),
         "webhook_url": form.get("webhook_url", ""),
     }
-    for field in ("name", "hold_links", "max_depth", "disallowed_action"):
+    for field in ("name", "hold_links", "max_depth", "disallowed_action", "spam_threshold", "spam_hold"):
         if form.get(field, "") != "":
             values[field] = form.get(field)
+    for field in ("retention_personal_days", "retention_purge_days"):
+        values[field] = form.get(field) or None  # empty: keep forever
+    values["thread_query_params"] = form.get("thread_query_params", "").replace(",", " ").split()
     if form.get("webhook_secret"):
         values["webhook_secret"] = form.get("webhook_secret")
     elif form.get("clear_secret") == "on":
         values["webhook_secret"] = ""
     await site_settings.update_settings(db_session, owner=owner, changes=_validated(SiteSettingsUpdate, values))
+    return Redirect(f"/admin/sites/{owner.site.slug}/settings?saved=true", status_code=303)
+
+
+@post("/sites/{site:str}/threads/merge", opt=OWNER, status_code=303)
+async def merge_form(
+    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], owner: NamedDependency[guards.Member]
+) -> Redirect:
+    """Merge one thread into another from the settings page."""
+    form = await _form(request)
+    data = _validated(ThreadMerge, {"source": form.get("source", ""), "target": form.get("target", "")})
+    await site_settings.merge_threads(db_session, owner=owner, data=data)
     return Redirect(f"/admin/sites/{owner.site.slug}/settings?saved=true", status_code=303)
 
 
@@ -295,6 +336,7 @@ ADMIN_ROUTER = Router(
         audit_page,
         settings_page,
         settings_form,
+        merge_form,
         add_member_form,
         member_form,
     ],

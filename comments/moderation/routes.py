@@ -10,7 +10,7 @@ approved are hidden from the public with it (see `service`), whatever their own 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -36,6 +36,8 @@ from comments.moderation.schemas import (
     SiteSettings,
     SiteSettingsUpdate,
     StatusCounts,
+    ThreadMerge,
+    ThreadRef,
 )
 
 if TYPE_CHECKING:
@@ -118,10 +120,16 @@ class QueueController(Controller):
         q: FromQuery[str | None] = None,
         since: FromQuery[datetime | None] = None,
         until: FromQuery[datetime | None] = None,
+        reason: FromQuery[str | None] = None,
+        sort: FromQuery[Literal["newest", "score"]] = "newest",
         cursor: FromQuery[str | None] = None,
         limit: PageSize = 50,
     ) -> QueuePage:
-        """List a site's comments in one status, newest first (filters: thread key, email, text, dates)."""
+        """List a site's comments in one status, newest first or likely-good first (`sort=score`).
+
+        Filters: thread key, author email, text, dates, and `reason` (the rule that held or
+        spammed it: `links`, `moderation_keyword`, `disallowed_keyword`, `spam_score`, `honeypot`...).
+        """
         return await service.list_queue(
             db_session,
             member=member,
@@ -131,6 +139,8 @@ class QueueController(Controller):
             text=q,
             since=since,
             until=until,
+            reason=reason,
+            by_score=sort == "score",
             cursor=cursor,
             limit=limit,
         )
@@ -221,6 +231,16 @@ class SiteAdminController(Controller):
     ) -> SiteSettings:
         """Change the rules; they apply from the next submission on."""
         return await site_settings.update_settings(db_session, owner=owner, changes=data)
+
+    @post("/threads/merge", responses=API_ERRORS, opt=OWNER, status_code=200)
+    async def merge_threads(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        owner: NamedDependency[guards.Member],
+        data: JSONBody[ThreadMerge],
+    ) -> ThreadRef:
+        """Move every comment of one thread into another; the old key keeps resolving (reads, counts, replies)."""
+        return await site_settings.merge_threads(db_session, owner=owner, data=data)
 
     @get("/members", responses=API_ERRORS, opt=OWNER, cache=False)
     async def list_members(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +83,7 @@ class CommentModeration(BaseModel):
     depth: int
     status: CommentStatus
     reason: str | None
+    spam_score: float | None
     author: AuthorDetail
     ip: str | None
     user_agent: str | None
@@ -105,6 +106,7 @@ class CommentModeration(BaseModel):
             depth=comment.depth,
             status=comment.status,
             reason=comment.reason,
+            spam_score=comment.spam_score,
             author=AuthorDetail(name=comment.author_name, email=comment.author_email, url=comment.author_url),
             ip=comment.ip,
             user_agent=comment.user_agent,
@@ -207,6 +209,11 @@ class SiteSettings(BaseModel):
     disallowed_action: DisallowedAction
     webhook_url: str | None
     webhook_secret_set: bool
+    thread_query_params: list[str]
+    spam_threshold: float
+    spam_hold: float
+    retention_personal_days: int | None
+    retention_purge_days: int | None
 
     @classmethod
     def build(cls, site: Site) -> SiteSettings:
@@ -222,6 +229,11 @@ class SiteSettings(BaseModel):
             disallowed_action=site.disallowed_action,
             webhook_url=site.webhook_url,
             webhook_secret_set=bool(site.webhook_secret),
+            thread_query_params=list(site.thread_query_params),
+            spam_threshold=site.spam_threshold,
+            spam_hold=site.spam_hold,
+            retention_personal_days=site.retention_personal_days,
+            retention_purge_days=site.retention_purge_days,
         )
 
 
@@ -239,6 +251,22 @@ class SiteSettingsUpdate(BaseModel):
     disallowed_action: DisallowedAction | None = None
     webhook_url: str | None = Field(default=None, max_length=500)
     webhook_secret: str | None = Field(default=None, max_length=200)
+    thread_query_params: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=50
+    )
+    spam_threshold: float | None = Field(default=None, ge=0, le=1)
+    spam_hold: float | None = Field(default=None, ge=0, le=1)
+    retention_personal_days: int | None = Field(default=None, ge=1, le=36500)
+    retention_purge_days: int | None = Field(default=None, ge=1, le=36500)
+
+
+class ThreadMerge(BaseModel):
+    """Move every comment of `source` into `target`; `source` keeps resolving to `target`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1, max_length=2000)
+    target: str = Field(min_length=1, max_length=2000)
 
 
 class MemberInfo(BaseModel):

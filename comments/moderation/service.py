@@ -20,9 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, delete, func, or_, select
 
-from comments import sanitize, threads
+from comments import sanitize, spamfilter, threads
 from comments.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from comments.models import AuditEvent, Comment, CommentStatus, Membership, Role, Site, Thread, User, utcnow
+from comments.models import (
+    AuditEvent,
+    Comment,
+    CommentStatus,
+    Membership,
+    Role,
+    Site,
+    Thread,
+    User,
+    text_digest,
+    utcnow,
+)
 from comments.moderation.schemas import (
     AuditEntry,
     AuditPage,
@@ -39,6 +50,7 @@ if TYPE_CHECKING:
     from comments.moderation.guards import Member
 
 _TAG = re.compile(r"<[^>]*>")
+_REASON_HEAD = re.compile(r"[:>=<].*$", re.S)  # "links>=2" filters as "links", "spam_score:0.93" as "spam_score"
 DELETABLE = frozenset({CommentStatus.spam, CommentStatus.trash})
 
 
@@ -69,6 +81,25 @@ def _before(created: Any, ident: Any, cursor: str | None) -> Any:
         return True
     when, row_id = decode_cursor(cursor)
     return or_(created < when, (created == when) & (ident < row_id))
+
+
+def encode_score_cursor(score: float, row_id: int) -> str:
+    """An opaque keyset cursor for the by-score order: the (spam score, id) of the last row shown."""
+    return base64.urlsafe_b64encode(f"score|{score!r}|{row_id}".encode()).decode()
+
+
+def _after_score(score: Any, ident: Any, cursor: str | None) -> Any:
+    """Keyset condition for "less likely spam than the cursor comes later", likely-good-first order."""
+    if not cursor:
+        return True
+    try:
+        tag, value, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        if tag != "score":
+            raise ValueError("not a by-score cursor")
+        last, last_id = float(value), int(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidInput([FieldError("cursor", "Invalid cursor; start again from the first page.")]) from exc
+    return or_(score > last, (score == last) & (ident > last_id))
 
 
 def _like(text: str) -> str:
@@ -146,22 +177,36 @@ async def list_queue(
     text: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    reason: str | None = None,
+    by_score: bool = False,
     cursor: str | None = None,
     limit: int = 50,
 ) -> QueuePage:
-    """One page of a site's comments in one status, newest first, with filters.
+    """One page of a site's comments in one status, newest first (or likely-good first), with filters.
+
+    `reason` matches the rule that decided (`links`, `spam_score`, `moderation_keyword`...),
+    with or without its detail (`links>=2`). With `by_score` the lowest spam scores come
+    first, so the comments most likely to be fine wait least.
 
     Raises:
         InvalidInput: a malformed cursor.
     """
+    score = func.coalesce(col(Comment.spam_score), 0.5)
     query = (
         select(Comment, Thread)
         .join(Thread, col(Thread.id) == col(Comment.thread_id))
         .where(col(Comment.site_id) == member.site_id, col(Comment.status) == status)
-        .where(_before(col(Comment.created_at), col(Comment.id), cursor))
+        .where(
+            _after_score(score, col(Comment.id), cursor)
+            if by_score
+            else _before(col(Comment.created_at), col(Comment.id), cursor)
+        )
     )
     if thread_key:
-        query = query.where(col(Thread.key) == thread_key)
+        key = threads.canonical_key(thread_key, keep_params=member.site.thread_query_params)
+        query = query.where(col(Thread.key) == key)
+    if reason:
+        query = query.where(col(Comment.reason).startswith(_REASON_HEAD.sub("", reason.strip()), autoescape=True))
     if email:
         query = query.where(func.lower(col(Comment.author_email)) == email.strip().lower())
     if text:
@@ -172,14 +217,21 @@ async def list_queue(
         query = query.where(col(Comment.created_at) >= since)
     if until:
         query = query.where(col(Comment.created_at) < until)
-    query = query.order_by(col(Comment.created_at).desc(), col(Comment.id).desc()).limit(limit + 1)
+    order = (score, col(Comment.id)) if by_score else (col(Comment.created_at).desc(), col(Comment.id).desc())
+    query = query.order_by(*order).limit(limit + 1)
     rows = [(c, t) for c, t in (await session.exec(query)).all()]
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1][0] if more and rows else None
+    if last is None:
+        next_cursor = None
+    elif by_score:
+        next_cursor = encode_score_cursor(0.5 if last.spam_score is None else last.spam_score, int(last.id or 0))
+    else:
+        next_cursor = encode_cursor(last.created_at, int(last.id or 0))
     return QueuePage(
         comments=await _views(session, member.site, rows),
-        next_cursor=encode_cursor(last.created_at, int(last.id or 0)) if last else None,
+        next_cursor=next_cursor,
         counts=await count_statuses(session, site_id=member.site_id),
     )
 
@@ -281,10 +333,12 @@ async def update_comment(
             after={"content_raw": content},
         )
         comment.content_raw, comment.content_html, comment.updated_at = content, html, utcnow()
+        comment.content_hash = text_digest(content)
         changed = True
     if status is not None:
         changed = _set_status(session, comment, user=user, status=status, via="single") or changed
     if changed:
+        await spamfilter.learn_from_status(session, comment)
         await session.flush()
         await threads.refresh_thread(session, comment.thread_id)
     return (await _views(session, site, [(comment, thread)]))[0]
@@ -302,6 +356,8 @@ async def bulk_update(session: AsyncSession, *, user: User, ids: list[int], stat
         missing = sorted(set(wanted) - {int(c.id or 0) for c, *_ in found})
         raise NotFound(f"Comments not found: {', '.join(map(str, missing[:20]))}.")
     changed = [c for c, *_ in found if _set_status(session, c, user=user, status=status, via="bulk")]
+    for comment in changed:
+        await spamfilter.learn_from_status(session, comment)
     await session.flush()
     for thread_id in sorted({c.thread_id for c in changed}):
         await threads.refresh_thread(session, thread_id)

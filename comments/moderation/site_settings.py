@@ -6,11 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, func, select
 
-from comments import sites
+from comments import sites, threads
 from comments.errors import Conflict, FieldError, InvalidInput, NotFound
-from comments.models import Membership, Role, User
+from comments.models import Membership, Role, User, ident
 from comments.moderation import accounts, service
-from comments.moderation.schemas import MemberAdd, MemberInfo, SiteSettings, SiteSettingsUpdate
+from comments.moderation.schemas import (
+    MemberAdd,
+    MemberInfo,
+    SiteSettings,
+    SiteSettingsUpdate,
+    ThreadMerge,
+    ThreadRef,
+)
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,6 +25,8 @@ if TYPE_CHECKING:
     from comments.moderation.guards import Member
 
 SECRET_FIELDS = frozenset({"webhook_secret"})
+# Fields where an explicit null means "none" (no webhook, keep forever) rather than "leave as it is".
+NULLABLE_FIELDS = frozenset({"webhook_url", "webhook_secret", "retention_personal_days", "retention_purge_days"})
 
 
 async def update_settings(session: AsyncSession, *, owner: Member, changes: SiteSettingsUpdate) -> SiteSettings:
@@ -33,12 +42,14 @@ async def update_settings(session: AsyncSession, *, owner: Member, changes: Site
         if url and sites.origin_of(url) is None:
             raise InvalidInput([FieldError("webhook_url", "Use an http:// or https:// URL.")])
         values["webhook_url"] = url or None
+    if "thread_query_params" in values and values["thread_query_params"] is not None:
+        values["thread_query_params"] = sorted({p.strip() for p in values["thread_query_params"] if p.strip()})
     if "webhook_secret" in values:
         values["webhook_secret"] = values["webhook_secret"] or None
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for field, value in values.items():
-        if value is None and field not in ("webhook_url", "webhook_secret"):
+        if value is None and field not in NULLABLE_FIELDS:
             continue
         old = getattr(site, field)
         if old == value:
@@ -56,6 +67,24 @@ async def update_settings(session: AsyncSession, *, owner: Member, changes: Site
 
 def _plain(value: Any) -> Any:
     return value.value if hasattr(value, "value") else value
+
+
+async def merge_threads(session: AsyncSession, *, owner: Member, data: ThreadMerge) -> ThreadRef:
+    """Merge two threads of the owner's site (keys are canonicalized like the widget's); audited.
+
+    Raises:
+        NotFound: either key names no thread of the site.
+        InvalidInput: both keys name the same thread.
+    """
+    keep = owner.site.thread_query_params
+    target = await threads.merge_threads(
+        session,
+        site_id=owner.site_id,
+        source_key=threads.canonical_key(data.source, keep_params=keep),
+        target_key=threads.canonical_key(data.target, keep_params=keep),
+        actor_id=owner.user_id,
+    )
+    return ThreadRef(id=ident(target), key=target.key, title=target.title, url=target.url)
 
 
 async def list_members(session: AsyncSession, *, owner: Member) -> list[MemberInfo]:

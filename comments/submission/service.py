@@ -55,6 +55,28 @@ class Submitted:
         return None if self.comment.status == CommentStatus.approved else PENDING_MESSAGE
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A reply that passed every check needing no database, with its html already sanitized."""
+
+    reply: CleanReply
+    html: str
+    honeypot: bool
+
+
+def prepare_reply(*, settings: Settings, site: Site, data: ReplyCreate, client: ClientInfo) -> Prepared:
+    """Origin check, field validation and sanitizing: the CPU-bound part of a post, done before any lock.
+
+    Raises:
+        Forbidden: posted from a page of another origin.
+        InvalidInput: any field breaks the Leave-a-Reply rules (all are listed).
+    """
+    own_origin = sites.origin_of(settings.base_url)
+    abuse.check_origin(site, client.origin, own_origin=own_origin)
+    reply = validate_reply(data, site=site, own_origin=own_origin)
+    return Prepared(reply=reply, html=sanitize.clean(reply.content), honeypot=bool(data.leave_blank.strip()))
+
+
 async def submit_reply(
     session: AsyncSession, *, settings: Settings, site: Site, data: ReplyCreate, client: ClientInfo
 ) -> Submitted:
@@ -67,11 +89,23 @@ async def submit_reply(
         TooManyRequests: flood control or the hourly limit.
         Duplicate: the same author already said exactly this here.
     """
-    own_origin = sites.origin_of(settings.base_url)
-    abuse.check_origin(site, client.origin, own_origin=own_origin)
-    reply = validate_reply(data, site=site, own_origin=own_origin)
-    site_id = ident(site)
+    prepared = prepare_reply(settings=settings, site=site, data=data, client=client)
+    return await store_reply(session, settings=settings, site=site, prepared=prepared, client=client)
 
+
+async def store_reply(
+    session: AsyncSession, *, settings: Settings, site: Site, prepared: Prepared, client: ClientInfo
+) -> Submitted:
+    """The database part of submit_reply, in one write transaction (the caller commits).
+
+    Raises:
+        InvalidInput: the parent is not an approved comment of the thread, or too deep.
+        ThreadClosed: the article takes no more comments.
+        TooManyRequests: flood control or the hourly limit.
+        Duplicate: the same author already said exactly this here.
+    """
+    reply = prepared.reply
+    site_id = ident(site)
     await db.begin_write(session)
     await _serialize_thread(session, site_id=site_id, key=reply.thread)
     idempotency = _idempotency_hash(settings, site, client.idempotency_key)
@@ -92,11 +126,11 @@ async def submit_reply(
     await abuse.check_rate(session, settings=settings, site_id=site_id, ip=client.ip, email=reply.email)
     await abuse.check_duplicate(session, thread_id=ident(thread), email=reply.email, content=reply.content)
 
-    html = sanitize.clean(reply.content)
+    html = prepared.html
     ip = abuse.anonymize_ip(client.ip)
     tokens = spamfilter.features(name=reply.name, email=reply.email, url=reply.url, content=reply.content)
     verdict = await spamfilter.score(session, site_id=site_id, tokens=tokens)
-    if data.leave_blank.strip():
+    if prepared.honeypot:
         # A honeypot hit is kept as spam (nothing accepted is dropped) and answered like any pending reply.
         status, reason = CommentStatus.spam, "honeypot"
     else:
@@ -108,6 +142,7 @@ async def submit_reply(
         thread_id=ident(thread),
         parent_id=parent.id if parent else None,
         depth=parent.depth + 1 if parent else 0,
+        root_id=parent.root_id if parent else None,
         status=status,
         reason=reason,
         spam_score=round(verdict.score, 4),
@@ -123,7 +158,8 @@ async def submit_reply(
     )
     session.add(comment)
     await session.flush()
-    comment.root_id = parent.root_id if parent else comment.id
+    if parent is None:
+        comment.root_id = comment.id  # a root is its own root; the id exists only after the insert
     await abuse.record_post(session, settings=settings, ip=client.ip)
     if status == CommentStatus.approved:
         await refresh_thread(session, ident(thread))

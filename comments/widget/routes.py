@@ -49,7 +49,6 @@ def _etag(*parts: object) -> str:
 )
 async def list_thread(
     request: Request[Any, Any, Any],
-    db_session: NamedDependency[AsyncSession],
     state: State,
     site: Annotated[str, Parameter(min_length=1, max_length=64)],
     thread: Annotated[str, Parameter(min_length=1, max_length=500, schema_extra=NO_NUL)],
@@ -63,27 +62,38 @@ async def list_thread(
     With the submitter token (`X-Comment-Token`) the submitter's own pending comments
     appear too, flagged `pending`. Public answers carry a strong ETag (304 on `If-None-Match`).
     """
+    # No ORM session per request: the common case (304, or a page this process already
+    # encoded for the current version) costs one indexed lookup on the StateReader.
     origin = cors.request_origin(request)
     own = sites.origin_of(state.settings.base_url)
     allowed: list[str] = []
     try:
-        current = await service.thread_state(db_session, site_slug=site, key=thread)
+        current = await state.state_reader.thread_state(site_slug=site, key=thread)
         allowed = current.origins
         headers = cors.cors_headers(origin, allowed, own_origin=own)
         # The answer depends on the token: without this a browser serves the cached public page
         # to a submitter who just posted, and their pending comment seems to vanish on reload.
         headers["Vary"] = "Origin, X-Comment-Token"
         if token:
-            page = await service.load_page(
-                db_session, state=current, cursor=cursor, limit=limit, submitter_hash=security.token_hash(token)
-            )
+            async with state.sessions() as db_session:
+                current = await service.thread_state(db_session, site_slug=site, key=thread)
+                page = await service.load_page(
+                    db_session, state=current, cursor=cursor, limit=limit, submitter_hash=security.token_hash(token)
+                )
             headers["Cache-Control"] = "private, no-store"
             return Response(service.encode_page(page), media_type=MediaType.JSON, headers=headers)
         etag = _etag(current.site_id, current.thread_id, current.version, cursor, limit)
-        headers |= {"ETag": etag, "Cache-Control": CACHE_CONTROL}
         if request.headers.get("if-none-match") == etag:
-            return Response(None, status_code=304, headers=headers)
-        body = await service.read_page(db_session, state.page_cache, state=current, cursor=cursor, limit=limit)
+            return Response(None, status_code=304, headers=headers | {"ETag": etag, "Cache-Control": CACHE_CONTROL})
+        body = service.cached_page(state.page_cache, state=current, cursor=cursor, limit=limit)
+        if body is None:
+            # Build the page in one transaction with its own version read, so the body and
+            # its ETag always belong to the same version.
+            async with state.sessions() as db_session:
+                current = await service.thread_state(db_session, site_slug=site, key=thread)
+                body = await service.read_page(db_session, state.page_cache, state=current, cursor=cursor, limit=limit)
+            etag = _etag(current.site_id, current.thread_id, current.version, cursor, limit)
+        headers |= {"ETag": etag, "Cache-Control": CACHE_CONTROL}
         return Response(body, media_type=MediaType.JSON, headers=headers)
     except CommentsError as exc:
         headers = cors.cors_headers(origin, allowed, own_origin=own)
@@ -101,14 +111,12 @@ async def list_thread(
 )
 async def count_threads(
     request: Request[Any, Any, Any],
-    db_session: NamedDependency[AsyncSession],
     state: State,
     site: Annotated[str, Parameter(min_length=1, max_length=64)],
     thread: Annotated[list[ThreadKey], Parameter(max_items=service.MAX_COUNT_THREADS)],
 ) -> Response[Any]:
     """Approved counts for up to 100 threads (`?thread=A&thread=B`); unknown threads count 0."""
-    counts = await service.count_threads(db_session, site_slug=site, keys=thread)
-    origins = (await sites.get_site(db_session, slug=site)).origins
+    counts, origins = await state.state_reader.counts(site_slug=site, keys=thread)
     headers = cors.cors_headers(
         cors.request_origin(request), origins, own_origin=sites.origin_of(state.settings.base_url)
     )

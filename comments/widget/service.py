@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import and_, bindparam, create_engine, event, or_, select, tuple_
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import StaticPool
 from sqlmodel import col
 
 from comments import sites, threads
@@ -19,13 +23,17 @@ from comments.models import Comment, CommentStatus, Site, Thread, ThreadAlias
 from comments.widget.schemas import AuthorPublic, CommentPublic, ThreadCounts, ThreadPage, ThreadPublic
 
 if TYPE_CHECKING:
-    from sqlalchemy import Executable, Result, Table
+    from sqlalchemy import Connection, Executable, Result, Select, Table
+    from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from comments.config import Settings
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_COUNT_THREADS = 100
 PAGE_CACHE_SIZE = 1024
+PAGE_CACHE_BYTES = 8 * 1024 * 1024  # encoded; the decoded pages kept beside them take a few times more
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,16 @@ class ThreadState:
 
 
 class PageCache:
-    """Encoded pages keyed by thread version: a moderation change bumps the version, so no entry is ever stale."""
+    """Encoded pages keyed by thread version: a moderation change bumps the version, so no entry is ever stale.
 
-    def __init__(self, size: int = PAGE_CACHE_SIZE) -> None:
+    Bounded by entries and by encoded bytes, so RSS per worker stays flat however many
+    threads are read (a 200-comment page is ~130 KB encoded, more as Python objects).
+    """
+
+    def __init__(self, size: int = PAGE_CACHE_SIZE, max_bytes: int = PAGE_CACHE_BYTES) -> None:
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._pages: OrderedDict[tuple[int, int, str | None, int], tuple[ThreadPage, bytes]] = OrderedDict()
 
     def get(self, key: tuple[int, int, str | None, int]) -> tuple[ThreadPage, bytes] | None:
@@ -55,10 +69,14 @@ class PageCache:
         return found
 
     def put(self, key: tuple[int, int, str | None, int], value: tuple[ThreadPage, bytes]) -> None:
-        """Remember a page, forgetting the least recently used beyond the size."""
+        """Remember a page, forgetting the least recently used beyond the size or the byte budget."""
+        replaced = self._pages.pop(key, None)
+        if replaced is not None:
+            self._bytes -= len(replaced[1])
         self._pages[key] = value
-        if len(self._pages) > self._size:
-            self._pages.popitem(last=False)
+        self._bytes += len(value[1])
+        while self._pages and (len(self._pages) > self._size or self._bytes > self._max_bytes):
+            self._bytes -= len(self._pages.popitem(last=False)[1][1])
 
 
 async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> ThreadState:
@@ -71,24 +89,23 @@ async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> Th
         NotFound: unknown site.
         InvalidInput: the key holds characters no thread key can have.
     """
+    return await _thread_state(_session_rows(session), site_slug=site_slug, key=key)
+
+
+async def _thread_state(rows: Rows, *, site_slug: str, key: str) -> ThreadState:
     threads.check_keys([key])
     if not sites.is_slug(site_slug):
         raise NotFound(f"Unknown site: {site_slug!r}.")
     keep: list[str] = []
     if threads.needs_site_params(key):
-        keep = (await _core(session, select(_S.thread_query_params).where(_S.slug == site_slug))).scalar() or []
+        found = await rows(select(_S.thread_query_params).where(_S.slug == site_slug), None)
+        keep = (found[0][0] if found else None) or []
     key = threads.canonical_key(key, keep_params=keep)
-    row: Any = (
-        await _core(
-            session,
-            select(_S.id, _S.origins, _S.max_depth, _T.id, _T.version, _T.title, _T.url, _T.is_open, _T.approved_count)
-            .select_from(_SITE)
-            .outerjoin(_ALIAS, and_(_A.site_id == _S.id, _A.key == key))
-            .outerjoin(_THREAD, and_(_T.site_id == _S.id, or_(_T.key == key, _T.id == _A.thread_id)))
-            .where(_S.slug == site_slug)
-            .limit(1),
-        )
-    ).first()
+    found = await rows(_STATE_STATEMENT, {"key": key, "slug": site_slug})
+    return _state_from_row(found[0] if found else None, site_slug=site_slug, key=key)
+
+
+def _state_from_row(row: Any, *, site_slug: str, key: str) -> ThreadState:
     if row is None:
         raise NotFound(f"Unknown site: {site_slug!r}.")
     site_id, origins, max_depth, thread_id, version, title, url, is_open, count = row
@@ -105,6 +122,93 @@ async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> Th
     )
 
 
+class StateReader:
+    """The read path's one query per request, without an ORM session or a transaction around it.
+
+    Every public read asks the database for the thread's current version (so no process
+    ever serves a stale page: a moderation action on any instance bumps the version in
+    the database, and the very next read anywhere sees it). This runs the same statements
+    as thread_state() and count_threads(), made cheap:
+
+    - SQLite: a synchronous SQLAlchemy connection of this process (pysqlite, autocommit,
+      read-only), queried on the event loop. An indexed lookup takes microseconds, far
+      less than aiosqlite's hand-off to a thread and back for BEGIN, execute, fetch and
+      ROLLBACK. In WAL mode readers never wait for the writer, and each statement sees
+      the latest commit.
+    - PostgreSQL: one pooled connection in AUTOCOMMIT, so a lookup is one round trip
+      instead of BEGIN, query, COMMIT.
+    """
+
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self._engine = engine
+        url = make_url(settings.resolved_database_url)
+        database = url.database if url.get_backend_name() == "sqlite" else None
+        self._sqlite_path = database if database and database != ":memory:" else None
+        self._sync: Connection | None = None
+        self._pool_size = settings.db_pool_size
+        self._autocommit: AsyncEngine | None = None
+
+    async def thread_state(self, *, site_slug: str, key: str) -> ThreadState:
+        """The site and thread exactly as the module-level `thread_state` reads them.
+
+        Raises:
+            NotFound: unknown site.
+        """
+        return await _thread_state(self._rows, site_slug=site_slug, key=key)
+
+    async def counts(self, *, site_slug: str, keys: list[str]) -> tuple[ThreadCounts, list[str]]:
+        """Like count_threads(), plus the site's origins (for CORS).
+
+        Raises:
+            NotFound: unknown site.
+            InvalidInput: no thread, or too many.
+        """
+        return await _count_threads(self._rows, site_slug=site_slug, keys=keys)
+
+    async def _rows(self, statement: Executable, params: dict[str, Any] | None) -> list[Any]:
+        if self._sqlite_path is not None:
+            return list(self._sqlite_connection().execute(statement, params).all())
+        if self._autocommit is None:
+            # Its own pool, AUTOCOMMIT from the start and without pre-ping (switching the isolation
+            # level on every checkout and pinging first cost extra round trips per read), and no
+            # overflow: an overflow connection is opened and closed per use, which under a burst
+            # cost more than the query; a lookup waits a fraction of a millisecond for a pooled one.
+            self._autocommit = create_async_engine(
+                self._engine.url, pool_size=self._pool_size, max_overflow=0, isolation_level="AUTOCOMMIT"
+            )
+        async with self._autocommit.connect() as connection:
+            return list((await connection.execute(statement, params)).all())
+
+    def _sqlite_connection(self) -> Connection:
+        if self._sync is None:
+            engine = create_engine(
+                f"sqlite:///{self._sqlite_path}",
+                poolclass=StaticPool,
+                isolation_level="AUTOCOMMIT",  # no BEGIN: every SELECT reads the newest committed state
+                connect_args={"check_same_thread": False},
+            )
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA busy_timeout=5000")
+                cursor.execute("PRAGMA query_only=ON")
+                cursor.close()
+
+            self._sync = engine.connect()
+        return self._sync
+
+    async def close(self) -> None:
+        """Close the reader's connections (app shutdown)."""
+        if self._sync is not None:
+            self._sync.close()
+            self._sync.engine.dispose()
+            self._sync = None
+        if self._autocommit is not None:
+            await self._autocommit.dispose()
+            self._autocommit = None
+
+
 # Core column collections: the read path selects plain rows, typed as SQLAlchemy columns.
 _SITE: Table = Site.__table__  # type: ignore[attr-defined]
 _THREAD: Table = Thread.__table__  # type: ignore[attr-defined]
@@ -112,9 +216,31 @@ _ALIAS: Table = ThreadAlias.__table__  # type: ignore[attr-defined]
 _S, _T, _A, _C = _SITE.c, _THREAD.c, _ALIAS.c, Comment.__table__.c  # type: ignore[attr-defined]
 
 
-async def _core(session: AsyncSession, statement: Executable) -> Result[Any]:
+async def _core(session: AsyncSession, statement: Executable, params: dict[str, Any] | None = None) -> Result[Any]:
     """Run a Core query on the session's connection: rows, not ORM objects (the read path's hot loop)."""
-    return await (await session.connection()).execute(statement)
+    return await (await session.connection()).execute(statement, params)
+
+
+# Runs a statement (with optional parameters) somewhere and returns all its rows.
+Rows = Callable[["Executable", dict[str, Any] | None], Awaitable[list[Any]]]
+
+
+def _session_rows(session: AsyncSession) -> Rows:
+    async def rows(statement: Executable, params: dict[str, Any] | None) -> list[Any]:
+        return list((await _core(session, statement, params)).all())
+
+    return rows
+
+
+# The thread lookup every read starts with: built once, run with {"key", "slug"}.
+_STATE_STATEMENT = (
+    select(_S.id, _S.origins, _S.max_depth, _T.id, _T.version, _T.title, _T.url, _T.is_open, _T.approved_count)
+    .select_from(_SITE)
+    .outerjoin(_ALIAS, and_(_A.site_id == _S.id, _A.key == bindparam("key")))
+    .outerjoin(_THREAD, and_(_T.site_id == _S.id, or_(_T.key == bindparam("key"), _T.id == _A.thread_id)))
+    .where(_S.slug == bindparam("slug"))
+    .limit(1)
+)
 
 
 def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
@@ -180,38 +306,13 @@ async def load_page(
     position = decode_cursor(cursor)
     if state.thread_id is None:
         return ThreadPage(thread=state.public, comments=[], next_cursor=None, max_depth=state.max_depth)
-    roots_query = (
-        select(col(Comment.id), col(Comment.created_at))
-        .where(
-            col(Comment.thread_id) == state.thread_id,
-            col(Comment.status) == CommentStatus.approved,
-            col(Comment.parent_id).is_(None),
-        )
-        .order_by(col(Comment.created_at), col(Comment.id))
-        .limit(limit + 1)
-    )
-    if position is not None:
-        roots_query = roots_query.where(tuple_(col(Comment.created_at), col(Comment.id)) > tuple_(*position))
-    roots: list[Any] = list((await _core(session, roots_query)).all())
+    roots: list[Any] = list((await _core(session, roots_statement(state.thread_id, limit + 1, position))).all())
     has_more = len(roots) > limit
     roots = roots[:limit]
     root_ids: list[int] = [r[0] for r in roots]
     rows: list[Any] = []
     if root_ids:
-        rows = list(
-            (
-                await _core(
-                    session,
-                    select(*_COLUMNS)
-                    .where(
-                        col(Comment.thread_id) == state.thread_id,
-                        col(Comment.status) == CommentStatus.approved,
-                        col(Comment.root_id).in_(root_ids),
-                    )
-                    .order_by(col(Comment.created_at), col(Comment.id)),
-                )
-            ).all()
-        )
+        rows = list((await _core(session, replies_statement(state.thread_id, root_ids))).all())
     if submitter_hash is not None:
         rows += await _own_pending(
             session, thread_id=state.thread_id, submitter_hash=submitter_hash, root_ids=root_ids, last_page=not has_more
@@ -220,6 +321,36 @@ async def load_page(
     next_cursor = encode_cursor(roots[-1][1], roots[-1][0]) if has_more else None
     return ThreadPage(
         thread=state.public, comments=_display_order(rows, root_ids), next_cursor=next_cursor, max_depth=state.max_depth
+    )
+
+
+def roots_statement(thread_id: int, limit: int, position: tuple[datetime, int] | None) -> Select[int | None, datetime]:
+    """A page of a thread's approved roots in time order, after a keyset position (ix_comment_thread_status_root)."""
+    query = (
+        select(col(Comment.id), col(Comment.created_at))
+        .where(
+            col(Comment.thread_id) == thread_id,
+            col(Comment.status) == CommentStatus.approved,
+            col(Comment.parent_id).is_(None),
+        )
+        .order_by(col(Comment.created_at), col(Comment.id))
+        .limit(limit)
+    )
+    if position is not None:
+        query = query.where(tuple_(col(Comment.created_at), col(Comment.id)) > tuple_(*position))
+    return query
+
+
+def replies_statement(thread_id: int, root_ids: list[int]) -> Executable:
+    """The approved comments under these roots, roots included (ix_comment_thread_status_root)."""
+    return (
+        select(*_COLUMNS)
+        .where(
+            col(Comment.thread_id) == thread_id,
+            col(Comment.status) == CommentStatus.approved,
+            col(Comment.root_id).in_(root_ids),
+        )
+        .order_by(col(Comment.created_at), col(Comment.id))
     )
 
 
@@ -279,15 +410,22 @@ async def read_page(
     session: AsyncSession, cache: PageCache, *, state: ThreadState, cursor: str | None, limit: int
 ) -> bytes:
     """The public (token-less) page as JSON bytes, from the cache when this thread version was read before."""
-    key = (state.thread_id or 0, state.version, cursor, limit)
-    cached = cache.get(key) if state.thread_id is not None else None
+    cached = cached_page(cache, state=state, cursor=cursor, limit=limit)
     if cached is not None:
-        return cached[1]
+        return cached
     page = await load_page(session, state=state, cursor=cursor, limit=limit)
     encoded = _encoder.encode(page)
     if state.thread_id is not None:
-        cache.put(key, (page, encoded))
+        cache.put((state.thread_id, state.version, cursor, limit), (page, encoded))
     return encoded
+
+
+def cached_page(cache: PageCache, *, state: ThreadState, cursor: str | None, limit: int) -> bytes | None:
+    """The encoded page of exactly this thread version, if this process has built it before."""
+    if state.thread_id is None:
+        return None
+    cached = cache.get((state.thread_id, state.version, cursor, limit))
+    return None if cached is None else cached[1]
 
 
 def encode_page(page: ThreadPage) -> bytes:
@@ -296,29 +434,39 @@ def encode_page(page: ThreadPage) -> bytes:
 
 
 async def count_threads(session: AsyncSession, *, site_slug: str, keys: list[str]) -> ThreadCounts:
-    """Public counts for up to MAX_COUNT_THREADS threads; unknown threads count 0.
+    """Public counts for up to MAX_COUNT_THREADS threads (by key or merged-away alias); unknown threads count 0.
 
     Raises:
         NotFound: unknown site.
         InvalidInput: no thread, or too many.
     """
-    if not keys or len(keys) > MAX_COUNT_THREADS:
-        raise InvalidInput([FieldError("thread", f"Ask for 1 to {MAX_COUNT_THREADS} threads at a time.")])
+    counts, _origins_of_site = await _count_threads(_session_rows(session), site_slug=site_slug, keys=keys)
+    return counts
+
+
+async def _count_threads(rows: Rows, *, site_slug: str, keys: list[str]) -> tuple[ThreadCounts, list[str]]:
+    """Counts, plus the site's origins for CORS, through any way of running a statement."""
+    _check_count_keys(keys)
     threads.check_keys(keys)
     if not sites.is_slug(site_slug):
         raise NotFound(f"Unknown site: {site_slug!r}.")
-    site: Any = (await _core(session, select(_S.id, _S.thread_query_params).where(_S.slug == site_slug))).first()
-    if site is None:
+    found_site = await rows(select(_S.id, _S.thread_query_params, _S.origins).where(_S.slug == site_slug), None)
+    if not found_site:
         raise NotFound(f"Unknown site: {site_slug!r}.")
-    canonical = {key: threads.canonical_key(key, keep_params=site.thread_query_params) for key in keys}
+    site_id, keep, origins = found_site[0]
+    canonical = {key: threads.canonical_key(key, keep_params=keep or []) for key in keys}
     wanted = set(canonical.values())
-    direct = select(_T.key, _T.approved_count).where(_T.site_id == site.id, _T.key.in_(wanted))
+    direct = select(_T.key, _T.approved_count).where(_T.site_id == site_id, _T.key.in_(wanted))
     aliased = (
         select(_A.key, _T.approved_count)
         .join(_THREAD, _T.id == _A.thread_id)
-        .where(_A.site_id == site.id, _A.key.in_(wanted))
+        .where(_A.site_id == site_id, _A.key.in_(wanted))
     )
-    rows: list[Any] = list((await _core(session, direct.union_all(aliased))).all())
-    found = {row[0]: row[1] for row in rows}
+    found = {row[0]: row[1] for row in await rows(direct.union_all(aliased), None)}
     counts = {key: found.get(canonical[key], 0) for key in keys}
-    return ThreadCounts(counts=counts)
+    return ThreadCounts(counts=counts), list(origins)
+
+
+def _check_count_keys(keys: list[str]) -> None:
+    if not keys or len(keys) > MAX_COUNT_THREADS:
+        raise InvalidInput([FieldError("thread", f"Ask for 1 to {MAX_COUNT_THREADS} threads at a time.")])

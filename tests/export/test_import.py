@@ -89,6 +89,8 @@ async def test_jsonl_round_trip_into_an_empty_site(session: AsyncSession, popula
         original, await thread_map(session, populated.site)
     )
     for before, after in zip(original, imported, strict=True):
+        assert after.content_hash is not None
+        assert after.content_hash == before.content_hash  # so duplicate detection sees imported comments too
         assert (after.user_agent, after.updated_at, after.moderated_at) == (
             before.user_agent,
             before.updated_at,

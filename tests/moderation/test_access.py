@@ -1,8 +1,9 @@
 """Every moderator and owner route, enumerated from the app's route table, refuses the wrong callers.
 
 Handlers declare who may call them in `opt["auth"]` (`user`, `member`, `owner`; `opt["role"] = "owner"`
-when the service demands an owner); these tests check that the declaration holds, and that no
-route under /api/auth, /api/moderation, /api/sites (the owners' export) or /admin escapes classification.
+when the service demands an owner); these tests check that the declaration holds, and that no route
+of the whole app escapes classification: one added later is probed like the others, or the first test
+fails and says which.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from sqlmodel import col, select
@@ -24,9 +27,27 @@ from tests.moderation.conftest import LoginAs, World
 
 pytestmark = pytest.mark.anyio
 
-PROTECTED_PREFIXES = ("/api/auth", "/api/moderation", "/api/sites", "/admin")
-PUBLIC = {("POST", "/api/auth/login"), ("GET", "/admin/login"), ("POST", "/admin/login")}
+# Routes anyone may call. Everything else in the route table must declare who may call it in
+# `opt["auth"]` ("user", "member", "owner", or "public" for assets), so a route added later, such as an
+# export under /api/sites/{site}/..., is either checked by every test below or fails the first one.
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/api/comments"),
+    ("POST", "/api/comments"),
+    ("GET", "/api/counts"),
+    ("GET", "/embed"),
+    ("GET", "/demo"),
+    ("GET", "/widget.js"),
+    ("GET", "/widget.css"),
+    ("GET", "/page.css"),
+    ("POST", "/api/auth/login"),
+    ("GET", "/admin/login"),
+    ("POST", "/admin/login"),
+}
+API_DOCS = "/schema"  # Litestar's OpenAPI documents and renderers: public, read-only
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+# The dependency that enforces each declaration (comments.moderation.guards.DEPENDENCIES).
+ENFORCED_BY = {"user": "current_user", "member": "member", "owner": "owner"}
 
 
 @dataclass(frozen=True)
@@ -49,57 +70,96 @@ class Endpoint:
         return self.auth == "owner" or self.role == "owner"
 
 
-def endpoints(app: Litestar) -> list[Endpoint]:
+def handlers(app: Litestar) -> list[tuple[str, str, HTTPRouteHandler]]:
+    """(method, path, handler) for every route of the app, OPTIONS and HEAD aside."""
     found = []
     for route in app.routes:
-        if not isinstance(route, HTTPRoute) or not route.path.startswith(PROTECTED_PREFIXES):
-            continue
-        for handler in route.route_handlers:
-            for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
-                auth = handler.opt.get("auth")
-                if (method, route.path) in PUBLIC or auth == "public":
-                    continue
-                assert auth in ("user", "member", "owner"), f"{method} {route.path} declares no auth"
-                found.append(Endpoint(method, route.path, auth, handler.opt.get("role")))
+        if isinstance(route, HTTPRoute):
+            for handler in route.route_handlers:
+                found += [(m, route.path, handler) for m in sorted(handler.http_methods - {"OPTIONS", "HEAD"})]
     return found
 
 
-async def test_every_protected_route_is_classified(app: Litestar) -> None:
+def endpoints(app: Litestar) -> list[Endpoint]:
+    """Every protected route, from the route table."""
+    found = []
+    for method, path, handler in handlers(app):
+        auth = handler.opt.get("auth")
+        if (method, path) in PUBLIC or auth == "public" or path.startswith(API_DOCS):
+            continue
+        assert auth in ENFORCED_BY, f"{method} {path} declares no auth: set opt['auth'] or list it as PUBLIC"
+        found.append(Endpoint(method, path, auth, handler.opt.get("role")))
+    return found
+
+
+async def test_every_route_is_classified_and_enforced(app: Litestar) -> None:
     found = endpoints(app)
     assert len(found) >= 25
     assert {e.auth for e in found} == {"user", "member", "owner"}
-    assert {(e.method, e.path) for e in found if e.path.startswith("/api/sites")} == {
+    owners_export = {(e.method, e.path) for e in found if e.path.startswith("/api/sites") and e.needs_owner}
+    assert owners_export == {
         ("GET", "/api/sites/{site:str}/export"),
         ("POST", "/api/sites/{site:str}/privacy/export"),
         ("POST", "/api/sites/{site:str}/privacy/erase"),
     }
+    for method, path, handler in handlers(app):
+        auth = handler.opt.get("auth")
+        if auth in ENFORCED_BY:
+            # The declaration is backed by the dependency that checks it, which the handler asks for
+            # (a router providing it is not enough: Litestar only runs what the signature names)...
+            assert ENFORCED_BY[auth] in handler.parsed_fn_signature.parameters, (method, path)
+            # ...and no protected route opts out of the CSRF check.
+            assert not handler.opt.get("exclude_from_csrf"), (method, path)
+        if (method, path) in PUBLIC:
+            assert auth is None, f"{method} {path} is listed as public but declares auth={auth}"
 
 
-def url_of(endpoint: Endpoint, world: World) -> str:
-    values = {"site": "alpha", "comment_id": str(world.pending.id), "user_id": str(world.moderator.id)}
-    path = re.sub(r"\{(\w+):\w+\}", lambda m: values[m.group(1)], endpoint.path)
-    return f"{path}?site=alpha"
+# Values for the path parameters of the probes; a parameter not listed gets "1" (int) or "x" (str),
+# which is enough for the refusals, since access is checked before the handler looks at it.
+PATH_VALUES = {"site": "alpha"}
+QUERY_VALUES = {"site": "alpha"}
 
 
-def body_of(endpoint: Endpoint, world: World) -> dict[str, Any]:
+GHOST_SITE, GHOST_COMMENT = "no-such-site", "2147483000"
+
+
+def url_of(endpoint: Endpoint, world: World, *, ghost: bool = False) -> str:
+    """The probe's URL; `ghost` names a site and a comment that do not exist instead of alpha's."""
+    values = {**PATH_VALUES, "comment_id": str(world.pending.id), "user_id": str(world.moderator.id)}
+    query = QUERY_VALUES
+    if ghost:
+        values |= {"site": GHOST_SITE, "comment_id": GHOST_COMMENT}
+        query = {**QUERY_VALUES, "site": GHOST_SITE}
+
+    def value(match: re.Match[str]) -> str:
+        name, kind = match.group(1), match.group(2)
+        return values.get(name, "1" if kind == "int" else "x")
+
+    path = re.sub(r"\{(\w+):(\w+)\}", value, endpoint.path)
+    return f"{path}?{urlencode(query)}"
+
+
+def body_of(endpoint: Endpoint, world: World, *, ghost: bool = False) -> dict[str, Any]:
     """A body that is valid where the route needs one, so the refusal comes from the access check."""
     if endpoint.method not in UNSAFE:
         return {}
+    comment_id = int(GHOST_COMMENT) if ghost else world.pending.id
     if endpoint.is_admin:
-        fields = {"status": "approved", "bulk_status": "approved", "ids": str(world.pending.id), "next": "/admin"}
+        fields = {"status": "approved", "bulk_status": "approved", "ids": str(comment_id), "next": "/admin"}
         return {"data": fields}
     if endpoint.path.endswith("/bulk"):
-        return {"json": {"ids": [world.pending.id], "status": "approved"}}
+        return {"json": {"ids": [comment_id], "status": "approved"}}
     return {"json": {"status": "approved"} if "comment_id" in endpoint.path else {}}
 
 
-async def call(client: AsyncTestClient[Litestar], endpoint: Endpoint, world: World, *, csrf: bool = True) -> Any:
+async def call(
+    client: AsyncTestClient[Litestar], endpoint: Endpoint, world: World, *, csrf: bool = True, ghost: bool = False
+) -> Any:
     if "csrftoken" not in client.cookies:
         await client.get("/admin/login")
     headers = {"x-csrftoken": client.cookies["csrftoken"]} if csrf else {}
-    return await client.request(
-        endpoint.method, url_of(endpoint, world), headers=headers, follow_redirects=False, **body_of(endpoint, world)
-    )
+    url, body = url_of(endpoint, world, ghost=ghost), body_of(endpoint, world, ghost=ghost)
+    return await client.request(endpoint.method, url, headers=headers, follow_redirects=False, **body)
 
 
 async def assert_untouched(session: AsyncSession, world: World) -> None:
@@ -133,6 +193,10 @@ async def test_members_of_another_site_get_404(
         response = await call(stranger.client, endpoint, world)
         assert response.status_code == 404, (endpoint, response.text)
         assert "Alpha" not in response.text
+        # The same answer as for a site or comment that does not exist: nothing tells that alpha's do.
+        unknown = await call(stranger.client, endpoint, world, ghost=True)
+        as_if_unknown = re.sub(rf"\b{world.pending.id}\b", GHOST_COMMENT, response.text.replace("alpha", GHOST_SITE))
+        assert (unknown.status_code, unknown.text) == (404, as_if_unknown), endpoint
         checked += 1
     assert checked >= 20
     await assert_untouched(session, world)

@@ -418,3 +418,17 @@ async def test_malformed_bodies_are_a_400(session: AsyncSession, client: Any, bo
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
     assert await stored(session) == []
+
+
+async def test_duplicates_are_found_for_comments_stored_by_other_paths(session: AsyncSession, make_client: Any) -> None:
+    site = await make_site(session)
+    thread = await make_thread(session, site=site)
+    stored_elsewhere = await make_comment(session, thread=thread, email="ada@example.org", content="Said before.")
+    assert stored_elsewhere.content_hash == hashlib.sha256(b"Said before.").hexdigest()
+    async with make_client(flood_seconds=0) as client:
+        again = await client.post("/api/comments", json=reply_body(content="Said before."))
+        other_author = await client.post(
+            "/api/comments", json=reply_body(content="Said before.", email="bob@example.org")
+        )
+    assert again.status_code == 409
+    assert other_author.status_code == 201
