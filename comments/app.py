@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from comments import cors, db, headers, maintenance
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
+from comments.export import routes as export
 from comments.moderation import routes as moderation
 from comments.submission import routes as submission
 from comments.widget import routes as widget
@@ -74,7 +75,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         set_default_exception_handler=False,
     )
     return Litestar(
-        route_handlers=[healthz, cors.preflight, *submission.ROUTES, *widget.ROUTES, *moderation.ROUTES],
+        route_handlers=[
+            healthz,
+            cors.preflight,
+            *submission.ROUTES,
+            *widget.ROUTES,
+            *moderation.ROUTES,
+            *export.ROUTES,
+        ],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         exception_handlers=EXCEPTION_HANDLERS,
         # Moderator writes need the `csrftoken` cookie echoed in `x-csrftoken` (or the `_csrf_token` form field);

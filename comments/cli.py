@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -23,12 +22,13 @@ from comments.config import Settings
 from comments.errors import CommentsError
 from comments.export import privacy
 from comments.export import service as export_service
-from comments.export.schemas import ExportFormat, ExportOptions, ImportFormat, ImportReport
+from comments.export.schemas import ExportFormat, ExportOptions, ImportFormat, ImportReport, parse_moment
 from comments.models import CommentStatus, Role, ident
 from comments.moderation import accounts
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
+    from datetime import datetime
 
 T = TypeVar("T")
 log = logging.getLogger("comments")
@@ -276,18 +276,13 @@ def user_add(email: str, site_slug: str, role: str, password_stdin: bool) -> Non
 
 
 def _moment(value: str | None, *, end_of_day: bool = False) -> datetime | None:
-    """An ISO date or datetime as UTC (naive means UTC); a bare `--until` date includes that whole day."""
+    """`--since`/`--until` as UTC; a bare `--until` date includes that whole day."""
     if value is None:
         return None
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return moment + timedelta(days=1) if end_of_day else moment
-        parsed = datetime.fromisoformat(value)
+        return parse_moment(value, end_of_day=end_of_day)
     except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO date (2026-11-25) or time (2026-11-25T10:00:00Z)") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        raise click.BadParameter(str(exc)) from exc
 
 
 @main.command("export")

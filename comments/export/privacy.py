@@ -46,6 +46,10 @@ def _chunks(ids: Sequence[int]) -> list[list[int]]:
 async def export_personal_data(session: AsyncSession, *, email: str, site: Site | None = None) -> dict[str, Any]:
     """Everything stored about an address: its comments, its account and the audit log about either.
 
+    With `site` everything is limited to that site, since an owner asks for it over the API: the
+    comments there; the account only if it is a member of that site, with that membership alone and
+    without its login sessions (they belong to no site); the audit events of that site.
+
     Raises:
         InvalidInput: not an email address.
     """
@@ -67,24 +71,32 @@ async def export_personal_data(session: AsyncSession, *, email: str, site: Site 
     account = (await session.exec(select(User).where(sa.func.lower(col(User.email)) == address))).first()
     account_data: dict[str, Any] | None = None
     if account is not None:
-        memberships = (
-            await session.exec(
-                select(Site.slug, Membership.role)
-                .join(Site, col(Site.id) == col(Membership.site_id))
-                .where(col(Membership.user_id) == account.id)
-            )
-        ).all()
-        logins = (await session.exec(select(LoginSession).where(col(LoginSession.user_id) == account.id))).all()
+        memberships_query = (
+            select(Site.slug, Membership.role)
+            .join(Site, col(Site.id) == col(Membership.site_id))
+            .where(col(Membership.user_id) == account.id)
+        )
+        if site is not None:
+            memberships_query = memberships_query.where(col(Membership.site_id) == site.id)
+        memberships = (await session.exec(memberships_query)).all()
+        if site is not None and not memberships:
+            account = None  # an account of other sites only: none of this site's business
+    if account is not None:
         account_data = account.model_dump(exclude={"password_hash"}) | {
-            "memberships": [{"site": slug, "role": role} for slug, role in memberships],
-            "login_sessions": [{"created_at": s.created_at, "expires_at": s.expires_at} for s in logins],
+            "memberships": [{"site": slug, "role": role} for slug, role in memberships]
         }
+        if site is None:
+            logins = (await session.exec(select(LoginSession).where(col(LoginSession.user_id) == account.id))).all()
+            account_data["login_sessions"] = [{"created_at": s.created_at, "expires_at": s.expires_at} for s in logins]
     events: dict[int, AuditEvent] = {}
     for chunk in _chunks([c["id"] for c in comments]):
         found = await session.exec(select(AuditEvent).where(col(AuditEvent.comment_id).in_(chunk)))
-        events.update({e.id: e for e in found.all() if e.id is not None})
+        events.update({e.id: e for e in found.all() if e.id is not None and (site is None or e.site_id == site.id)})
     if account is not None:
-        found = await session.exec(select(AuditEvent).where(col(AuditEvent.user_id) == account.id))
+        by_account = select(AuditEvent).where(col(AuditEvent.user_id) == account.id)
+        if site is not None:
+            by_account = by_account.where(col(AuditEvent.site_id) == site.id)
+        found = await session.exec(by_account)
         events.update({e.id: e for e in found.all() if e.id is not None})
     return {
         "email": address,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from datetime import datetime
+from pydantic import BaseModel, ConfigDict, Field
 
+if TYPE_CHECKING:
     from comments.models import CommentStatus
 
 
@@ -71,6 +72,25 @@ class ExportOptions:
     personal_data: bool = True
 
 
+def parse_moment(value: str, *, end_of_day: bool = False) -> datetime:
+    """An ISO date or date-time as UTC (naive means UTC); with `end_of_day`, a bare date means the next midnight.
+
+    The export's `until` is exclusive, so `until=2026-11-30` then includes the whole of that day.
+
+    Raises:
+        ValueError: neither an ISO date (2026-11-25) nor an ISO date-time (2026-11-25T10:00:00Z).
+    """
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return moment + timedelta(days=1) if end_of_day else moment
+        parsed = datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # OverflowError: 9999-12-31 plus a day, year 1 minus an offset
+        raise ValueError(f"{value[:40]!r} is not an ISO date (2026-11-25) or time (2026-11-25T10:00:00Z)") from exc
+
+
 @dataclass(slots=True)
 class ImportedThread:
     """An article as an import file describes it; matched to a thread by key."""
@@ -121,3 +141,20 @@ class ErasureReport:
     anonymized: int = 0
     deleted: int = 0
     threads: int = 0
+
+
+class PersonalDataRequest(BaseModel):
+    """Body of `POST /api/sites/{site}/privacy/export`: whose data to gather."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=1, max_length=254, description="The address, matched case-insensitively.")
+
+
+class ErasureRequest(BaseModel):
+    """Body of `POST /api/sites/{site}/privacy/erase`: whose comments, and whether to delete them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=1, max_length=254, description="The address, matched case-insensitively.")
+    delete: bool = Field(default=False, description="Delete the comments instead of anonymizing them.")

@@ -24,7 +24,7 @@ from comments.export.schemas import (
 from comments.models import Comment, Thread, ThreadAlias, ident
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+    from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 
     from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -100,8 +100,11 @@ async def _thread_ids(session: AsyncSession, *, site: Site, keys: Iterable[str])
     """Threads named by key as the widget would name them (canonical form, or an alias of a merged thread).
 
     Raises:
+        InvalidInput: a key holds a NUL byte or a lone surrogate.
         NotFound: a key names no thread of the site.
     """
+    keys = list(keys)
+    threads.check_keys(keys)  # a NUL byte would reach PostgreSQL as an error, not as "no such thread"
     found: list[int] = []
     for key in keys:
         thread = await threads.find_thread(
@@ -157,7 +160,7 @@ async def export_comments(
     options: ExportOptions,
     fmt: ExportFormat,
     on_progress: Callable[[int], None] | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Stream the site's comments as chunks of the writer's format, one database batch at a time.
 
     Rows are plain tuples from a server-side cursor (no ORM objects, no identity map), so
@@ -182,8 +185,9 @@ async def export_comments(
                 on_progress(len(rows))
     finally:
         if not fetching.done():  # the consumer stopped early (client went away)
-            fetching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Let the batch in flight arrive rather than cancel it: a driver call cancelled half-way leaves
+            # its connection in an unknown state, and the pool then drops it without closing it.
+            with contextlib.suppress(Exception):
                 await fetching
     yield writer.end()
 

@@ -15,6 +15,9 @@ from comments.models import Comment, CommentStatus, Site, Thread
 from comments.threads import refresh_thread
 from tests.factories import make_site, make_thread
 
+# The moderation fixtures (logged-in clients with their CSRF token, cheap password hashes) serve the API tests.
+from tests.moderation.conftest import cheap_hashes, login_as  # noqa: F401
+
 BASE = datetime(2026, 11, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
 # (thread index, parent index or None, status, name, email, url, content)

@@ -96,6 +96,12 @@ async def test_every_route_is_classified_and_enforced(app: Litestar) -> None:
     found = endpoints(app)
     assert len(found) >= 25
     assert {e.auth for e in found} == {"user", "member", "owner"}
+    owners_export = {(e.method, e.path) for e in found if e.path.startswith("/api/sites") and e.needs_owner}
+    assert owners_export == {
+        ("GET", "/api/sites/{site:str}/export"),
+        ("POST", "/api/sites/{site:str}/privacy/export"),
+        ("POST", "/api/sites/{site:str}/privacy/erase"),
+    }
     for method, path, handler in handlers(app):
         auth = handler.opt.get("auth")
         if auth in ENFORCED_BY:
