@@ -131,7 +131,7 @@ if [ "$BIG" -gt 0 ]; then
     PEER_COUNT_METHOD=GET OURS_COUNT_METHOD=GET PEER_COUNT_BODY=- OURS_COUNT_BODY=- SCENARIOS="read count" OUT="$OUT/big" \
     "$PB/loadcompare.sh" "http://127.0.0.1:$OURS" "http://127.0.0.1:$OURS_BIG" | tee "$OUT/big.txt"
   rss_report "$OURS_BIG" "ours-big (after read + count at $BIG)"
-  "$PY" -m bench.queue --database-url "sqlite+aiosqlite:///$OUT/big.db" | tee "$OUT/queue-sqlite.txt"
+  "$PY" -m bench.queue_timer --database-url "sqlite+aiosqlite:///$OUT/big.db" | tee "$OUT/queue-sqlite.txt"
 fi
 
 log "done; everything is in $OUT"

@@ -137,7 +137,7 @@ log "write: nginx -> A vs nginx -> A,B"
 env "${both[@]}" PEER_WRITE=/api/comments OURS_WRITE=/api/comments PEER_BODY="$ROOT/bench/bodies/ours_new.json" \
   OURS_BODY="$ROOT/bench/bodies/ours_new.json" BENCH_VARY_BODY=1 PEER_ROWS_CMD="$ROWS" OURS_ROWS_CMD="$ROWS" \
   SCENARIOS=write OUT="$OUT/write" "$PB/loadcompare.sh" "http://127.0.0.1:$NG1" "http://127.0.0.1:$NG2" | tee "$OUT/write.txt"
-if [ "${BIG:-0}" -gt 0 ]; then "$PY" -m bench.queue --database-url "$PG_URL" | tee "$OUT/queue-postgres.txt"; fi
+if [ "${BIG:-0}" -gt 0 ]; then "$PY" -m bench.queue_timer --database-url "$PG_URL" | tee "$OUT/queue-postgres.txt"; fi
 log "done; everything is in $OUT"
 for f in read write; do echo "== $f"; cat "$OUT/$f/summary.txt"; done
 echo "== visibility"; cat "$OUT/visibility.txt"

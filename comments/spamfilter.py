@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select, update
+from sqlmodel import col, update
 
 from comments.models import CommentStatus, SpamModel, SpamToken
 
@@ -69,18 +70,26 @@ def _fit(token: str) -> str:
 
 
 async def score(session: AsyncSession, *, site_id: int, tokens: list[str]) -> Verdict:
-    """P(spam) for these features under the site's model (0.5 before any decision)."""
-    model = await session.get(SpamModel, site_id)
-    spam_docs, ham_docs = (model.spam_docs, model.ham_docs) if model else (0, 0)
-    rows = (
-        await session.exec(
-            select(SpamToken.token, SpamToken.spam, SpamToken.ham).where(
-                col(SpamToken.site_id) == site_id, col(SpamToken.token).in_(tokens)
+    """P(spam) for these features under the site's model (0.5 before any decision).
+
+    One round trip: the feature counts and, under the empty token (no feature is empty),
+    the site's document totals.
+    """
+    token_table: Any = SpamToken.__table__  # type: ignore[attr-defined]
+    model_table: Any = SpamModel.__table__  # type: ignore[attr-defined]
+    query = (
+        sa.select(token_table.c.token, token_table.c.spam, token_table.c.ham)
+        .where(token_table.c.site_id == site_id, token_table.c.token.in_(tokens))
+        .union_all(
+            sa.select(sa.literal("", sa.String), model_table.c.spam_docs, model_table.c.ham_docs).where(
+                model_table.c.site_id == site_id
             )
         )
-    ).all()
+    )
+    rows: list[Any] = list((await (await session.connection()).execute(query)).all())
+    spam_docs, ham_docs = next(((spam, ham) for token, spam, ham in rows if token == ""), (0, 0))
     logit = math.log((spam_docs + 1) / (ham_docs + 1))
-    for _token, spam, ham in rows:
+    for _token, spam, ham in (row for row in rows if row[0] != ""):
         # Laplace-smoothed per-class document frequencies; unseen features carry no evidence.
         logit += math.log((spam + 1) / (spam_docs + 2)) - math.log((ham + 1) / (ham_docs + 2))
     probability = 1 / (1 + math.exp(-max(-50.0, min(50.0, logit))))

@@ -1,6 +1,6 @@
 """Time the moderation-queue page query and the public thread query on a big database, with their plans.
 
-    python -m bench.queue --database-url URL [--pages 20] [--repeat 200]
+    python -m bench.queue_timer --database-url URL [--pages 20] [--repeat 200]
 
 The queue API (moderation branch) lists one site's comments of one status, newest
 first, 50 at a time, with keyset pagination on (created_at, id). This runs exactly that
