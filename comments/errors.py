@@ -141,14 +141,10 @@ class Duplicate(CommentsError):
     code = "duplicate"
 
 
-class TooManyRequests(CommentsError):
-    """Flood control or a rate limit refused the request; `Retry-After` says when to try again."""
+class TooManyRequests(RateLimited):
+    """Flood control or the hourly limit refused a reader's comment; `Retry-After` says when to try again."""
 
-    status_code = 429
     code = "flood"
-
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
 class ImportFailed(CommentsError):
