@@ -29,6 +29,7 @@ from comments.export import routes as export
 from comments.moderation import routes as moderation
 from comments.submission import routes as submission
 from comments.widget import routes as widget
+from comments.widget.replay import ReplayUnchanged
 from comments.widget.service import PageCache, StateReader
 
 log = logging.getLogger("comments")
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             secret=settings.secret_key, cookie_secure=settings.secure_cookies, exclude_from_csrf_key="exclude_from_csrf"
         ),
         before_send=[headers.add_security_headers],
+        middleware=[ReplayUnchanged(state_reader.database_stamp, widget.REPLAYABLE)] if state_reader.has_stamp else [],
         request_max_body_size=MAX_BODY_BYTES,
         on_shutdown=[state_reader.close, engine.dispose],
         lifespan=[lambda _app: maintenance.periodic(engine, interval=settings.maintenance_interval)],

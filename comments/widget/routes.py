@@ -123,6 +123,10 @@ async def count_threads(
     return Response(counts, headers=headers)
 
 
+# Public reads whose answers ReplayUnchanged may repeat while the database is unchanged.
+REPLAYABLE = ("/api/comments", "/api/counts")
+
+
 def _asset(name: str, media_type: str) -> File:
     return File(
         STATIC / name,

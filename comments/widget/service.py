@@ -145,8 +145,23 @@ class StateReader:
         database = url.database if url.get_backend_name() == "sqlite" else None
         self._sqlite_path = database if database and database != ":memory:" else None
         self._sync: Connection | None = None
+        self._stamp_cursor: Any = None
         self._pool_size = settings.db_pool_size
         self._autocommit: AsyncEngine | None = None
+
+    @property
+    def has_stamp(self) -> bool:
+        """Whether database_stamp() is available (a SQLite database file)."""
+        return self._sqlite_path is not None
+
+    def database_stamp(self) -> int:
+        """SQLite's data_version: a number that changes whenever any connection, in any process, commits.
+
+        A pragma on this process's read-only connection: microseconds, no table read.
+        """
+        if self._stamp_cursor is None:
+            self._stamp_cursor = self._sqlite_connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        return int(self._stamp_cursor.execute("PRAGMA data_version").fetchone()[0])
 
     async def thread_state(self, *, site_slug: str, key: str) -> ThreadState:
         """The site and thread exactly as the module-level `thread_state` reads them.
@@ -200,6 +215,9 @@ class StateReader:
 
     async def close(self) -> None:
         """Close the reader's connections (app shutdown)."""
+        if self._stamp_cursor is not None:
+            self._stamp_cursor.close()
+            self._stamp_cursor = None
         if self._sync is not None:
             self._sync.close()
             self._sync.engine.dispose()
