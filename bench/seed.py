@@ -62,8 +62,8 @@ async def seed(url: str, seed_path: Path, origins: list[str]) -> int:
             ids: list[int] = []
             for i, c in enumerate(thread["comments"]):
                 async with db.session_maker(engine)() as session:
-                    await db.begin_write(session)
                     site = await sites.get_site(session, slug=SITE)
+                    await session.rollback()  # submit_reply runs (and commits) its own write transaction
                     reply = ReplyCreate(
                         site=SITE,
                         thread=thread["uri"],
@@ -82,6 +82,7 @@ async def seed(url: str, seed_path: Path, origins: list[str]) -> int:
                     )
                     comment = stored.comment
                     # What a moderator's approval does: status and the thread's count/version, one transaction.
+                    await db.begin_write(session)
                     comment.status = CommentStatus.approved
                     session.add(comment)
                     await session.flush()

@@ -166,7 +166,7 @@ async def main(size: int, seed: int) -> None:
                 for is_spam, (name, email, url, text) in test:
                     started = time.perf_counter()
                     tokens = spamfilter.features(name=name, email=email, url=url, content=text)
-                    verdict = await spamfilter.score(session, site_id=site_id, tokens=tokens)
+                    verdict = await session.run_sync(spamfilter.score, site_id=site_id, tokens=tokens)
                     costs.append((time.perf_counter() - started) * 1000)
                     status, _ = spamfilter.decide(site, verdict, CommentStatus.pending, "manual_approval")
                     truth.append(is_spam)

@@ -22,6 +22,7 @@ from sqlmodel import col, update
 from comments.models import CommentStatus, SpamModel, SpamToken
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
     from sqlmodel.ext.asyncio.session import AsyncSession
 
     from comments.models import Comment, Site
@@ -69,7 +70,7 @@ def _fit(token: str) -> str:
     return token if len(token) <= 60 else "h:" + hashlib.blake2b(token.encode(), digest_size=16).hexdigest()
 
 
-async def score(session: AsyncSession, *, site_id: int, tokens: list[str]) -> Verdict:
+def score(session: Session, *, site_id: int, tokens: list[str]) -> Verdict:
     """P(spam) for these features under the site's model (0.5 before any decision).
 
     One round trip: the feature counts and, under the empty token (no feature is empty),
@@ -86,7 +87,7 @@ async def score(session: AsyncSession, *, site_id: int, tokens: list[str]) -> Ve
             )
         )
     )
-    rows: list[Any] = list((await (await session.connection()).execute(query)).all())
+    rows: list[Any] = list(session.connection().execute(query).all())
     spam_docs, ham_docs = next(((spam, ham) for token, spam, ham in rows if token == ""), (0, 0))
     logit = math.log((spam_docs + 1) / (ham_docs + 1))
     for _token, spam, ham in (row for row in rows if row[0] != ""):

@@ -8,12 +8,14 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from sqlmodel import col, delete, func, select, update
 
+from comments import db
 from comments.errors import FieldError, InvalidInput, NotFound
 from comments.models import AuditEvent, Comment, CommentStatus, Thread, ThreadAlias
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
+    from sqlmodel import Session
     from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -77,13 +79,16 @@ async def refresh_thread(session: AsyncSession, thread_id: int) -> None:
     Call it in the same transaction as any change to a comment's status, content or
     parent, so every app instance sees the new version at once and no cache serves stale html.
     """
-    rows = (
-        await session.exec(
-            select(Comment.id, Comment.parent_id, Comment.status).where(col(Comment.thread_id) == thread_id)
-        )
+    await db.run_sync(session, recount_thread, thread_id)
+
+
+def recount_thread(session: Session, thread_id: int) -> None:
+    """refresh_thread() inside a synchronous write transaction (db.write_sync)."""
+    rows = session.exec(
+        select(Comment.id, Comment.parent_id, Comment.status).where(col(Comment.thread_id) == thread_id)
     ).all()
     count = len(visible_ids([(int(i), p, CommentStatus(s)) for i, p, s in rows if i is not None]))
-    await session.exec(
+    session.exec(
         update(Thread).where(col(Thread.id) == thread_id).values(approved_count=count, version=col(Thread.version) + 1)
     )
 
@@ -168,17 +173,15 @@ def needs_site_params(raw: str) -> bool:
     return "?" in raw
 
 
-async def find_thread(session: AsyncSession, *, site_id: int, key: str) -> Thread | None:
-    """The thread with this canonical key, or the one it was merged into."""
-    thread = (await session.exec(select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == key))).first()
+def find_thread(session: Session, *, site_id: int, key: str) -> Thread | None:
+    """The thread with this canonical key, or the one it was merged into (synchronous: see db.run_sync)."""
+    thread = session.exec(select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == key)).first()
     if thread is not None:
         return thread
-    alias = (
-        await session.exec(
-            select(ThreadAlias.thread_id).where(col(ThreadAlias.site_id) == site_id, col(ThreadAlias.key) == key)
-        )
+    alias = session.exec(
+        select(ThreadAlias.thread_id).where(col(ThreadAlias.site_id) == site_id, col(ThreadAlias.key) == key)
     ).first()
-    return None if alias is None else await session.get(Thread, alias)
+    return None if alias is None else session.get(Thread, alias)
 
 
 async def rebuild_tree(session: AsyncSession, thread_id: int) -> None:
@@ -240,8 +243,8 @@ async def merge_threads(
         NotFound: either key names no thread of this site.
         InvalidInput: both keys name the same thread.
     """
-    source = await find_thread(session, site_id=site_id, key=source_key)
-    target = await find_thread(session, site_id=site_id, key=target_key)
+    source = await db.run_sync(session, find_thread, site_id=site_id, key=source_key)
+    target = await db.run_sync(session, find_thread, site_id=site_id, key=target_key)
     if source is None or target is None or source.id is None or target.id is None:
         missing = source_key if source is None else target_key
         raise NotFound(f"No thread with the key {missing!r}.")

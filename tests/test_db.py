@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from comments import db
+from comments import db, migrations
+from comments.models import Site, ident
+from tests.conftest import make_settings
+from tests.factories import make_site
 
 pytestmark = pytest.mark.anyio
 
@@ -19,3 +27,51 @@ async def test_begin_write_must_come_first(session: AsyncSession) -> None:
     with pytest.raises(RuntimeError, match="must come before"):
         await db.begin_write(session)
     await session.rollback()
+
+
+class Refused(Exception):
+    pass
+
+
+def _rename(session: Session, *, site_id: int, name: str, then_fail: bool) -> str:
+    session.exec(update(Site).where(col(Site.id) == site_id).values(name=name))
+    if then_fail:
+        raise Refused(name)
+    return name
+
+
+async def test_write_sync_commits_all_or_nothing_and_lets_the_next_writer_in(session: AsyncSession) -> None:
+    site = await make_site(session)
+    site_id = ident(site)
+    with pytest.raises(Refused):
+        await db.write_sync(session, _rename, site_id=site_id, name="half", then_fail=True)
+    # The failed transaction was rolled back and left the writer gate open: the next one goes through.
+    assert await db.write_sync(session, _rename, site_id=site_id, name="whole", then_fail=False) == "whole"
+    await session.rollback()
+    assert (await session.exec(select(Site.name).where(col(Site.id) == site_id))).one() == "whole"
+
+
+async def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path: Path) -> None:
+    settings = make_settings("sqlite", tmp_path)
+    await migrations.upgrade_to_head(settings)
+    engine = db.create_engine(settings)
+    path = make_url(settings.resolved_database_url).database
+
+    def other_writer_can_start(sync: Session) -> bool:
+        sync.connection()  # the transaction begins, before any statement of ours
+        # A deferred BEGIN would not hold the lock yet; IMMEDIATE does.
+        other = sqlite3.connect(str(path), timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            other.close()
+
+    try:
+        async with db.session_maker(engine)() as session:
+            assert await db.write_sync(session, other_writer_can_start) is False
+    finally:
+        await engine.dispose()

@@ -105,7 +105,7 @@ async def test_the_model_survives_a_restart(session: AsyncSession, engine: Async
     try:
         async with db.session_maker(fresh)() as other:
             site_id = (await other.exec(select(SpamModel))).one().site_id
-            verdict = await spamfilter.score(other, site_id=site_id, tokens=tokens)
+            verdict = await other.run_sync(spamfilter.score, site_id=site_id, tokens=tokens)
     finally:
         await fresh.dispose()
     assert verdict.trained

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from comments import sanitize, threads
+from comments import db, sanitize, threads
 from comments.errors import ImportFailed, NotFound
 from comments.export import csv_format, disqus, jsonl, wxr
 from comments.export.schemas import (
@@ -107,8 +107,11 @@ async def _thread_ids(session: AsyncSession, *, site: Site, keys: Iterable[str])
     threads.check_keys(keys)  # a NUL byte would reach PostgreSQL as an error, not as "no such thread"
     found: list[int] = []
     for key in keys:
-        thread = await threads.find_thread(
-            session, site_id=ident(site), key=threads.canonical_key(key, keep_params=site.thread_query_params)
+        thread = await db.run_sync(
+            session,
+            threads.find_thread,
+            site_id=ident(site),
+            key=threads.canonical_key(key, keep_params=site.thread_query_params),
         )
         if thread is None:
             raise NotFound(f"Unknown thread on {site.slug!r}: {key!r}.")

@@ -1,17 +1,16 @@
 """Tell moderators that a comment waits: a signed webhook per site, and email when SMTP is configured.
 
-How the submission service calls it, right after flushing a new comment:
+How the submission service calls it, once the new comment's transaction has committed:
 
     from comments.moderation import notifications
 
-    comment = Comment(...); session.add(comment); await session.flush()
-    await notifications.notify_pending(session, site=site, comment=comment, settings=settings)
+    submitted = await db.write_sync(session, _store, ...)  # commits
+    await notifications.notify_pending(session, site=site, comment=submitted.comment, settings=settings)
 
 It does nothing for a comment that is not `pending`. Otherwise it reads what the messages need
-now (inside the request's transaction) and sends nothing until that transaction commits: an
-`after_commit` hook on the session starts an asyncio task, so the reader's response never
-waits for a webhook or a mail server, and a rolled-back comment is never announced. Deliveries
-are retried with back-off (RETRY_DELAYS); failures are logged, never raised.
+and starts an asyncio task, so the reader's response never waits for a webhook or a mail
+server; a comment whose transaction failed never gets here, so it is never announced.
+Deliveries are retried with back-off (RETRY_DELAYS); failures are logged, never raised.
 
 Webhook: `POST webhook_url` with a JSON body (no author email: webhooks end up in chat rooms),
 `Content-Type: application/json`, `X-Comments-Event: comment.pending`, and when the site has a
@@ -34,13 +33,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import anyio.to_thread
-from sqlalchemy import event
 from sqlmodel import col, select
 
 from comments.models import Comment, CommentStatus, Membership, Site, Thread, User, utcnow
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
     from sqlmodel.ext.asyncio.session import AsyncSession
 
     from comments.config import Settings
@@ -95,7 +92,7 @@ def sign(secret: str, body: bytes) -> str:
 async def notify_pending(
     session: AsyncSession, *, site: Site, comment: Comment, settings: Settings | None = None
 ) -> None:
-    """Announce a pending comment to the site's webhook and moderators once the transaction commits."""
+    """Announce a committed pending comment to the site's webhook and moderators (in the background)."""
     if comment.status != CommentStatus.pending or comment.id is None:
         return
     mail_to = await _member_emails(session, site_id=int(site.id or 0)) if settings and settings.smtp_host else []
@@ -126,21 +123,7 @@ async def notify_pending(
         if settings and mail_to
         else None
     )
-    _after_commit(session, lambda: _spawn(deliver(notice, webhook=webhook, mail=mail)))
-
-
-def _after_commit(session: AsyncSession, action: Any) -> None:
-    state = {"rolled_back": False}
-
-    def on_commit(_session: Session) -> None:
-        if not state["rolled_back"]:
-            action()
-
-    def on_rollback(_session: Session, _previous: Any) -> None:
-        state["rolled_back"] = True
-
-    event.listen(session.sync_session, "after_commit", on_commit, once=True)
-    event.listen(session.sync_session, "after_soft_rollback", on_rollback, once=True)
+    _spawn(deliver(notice, webhook=webhook, mail=mail))
 
 
 def _spawn(coroutine: Any) -> None:

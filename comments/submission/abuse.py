@@ -10,7 +10,7 @@ import ipaddress
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, insert
 from sqlmodel import col, select
 
 from comments import security, sites
@@ -20,7 +20,7 @@ from comments.models import Comment, RateEvent, text_digest, utcnow
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlmodel.ext.asyncio.session import AsyncSession
+    from sqlmodel import Session
 
     from comments.config import Settings
     from comments.models import Site
@@ -61,7 +61,7 @@ def _ip_bucket(settings: Settings, ip: str) -> str:
     return "reply-ip:" + security.keyed_token(settings.secret_key, "reply-ip", ip)[:40]
 
 
-async def check_rate(session: AsyncSession, *, settings: Settings, site_id: int, ip: str | None, email: str) -> None:
+def check_rate(session: Session, *, settings: Settings, site_id: int, ip: str | None, email: str) -> None:
     """Flood control per IP and per email, and the hourly per-IP limit.
 
     Raises:
@@ -70,11 +70,9 @@ async def check_rate(session: AsyncSession, *, settings: Settings, site_id: int,
     now = utcnow()
     if settings.flood_seconds:
         since = now - timedelta(seconds=settings.flood_seconds)
-        last_by_email = (
-            await session.exec(
-                select(func.max(Comment.created_at)).where(
-                    col(Comment.author_email) == email, col(Comment.site_id) == site_id, col(Comment.created_at) > since
-                )
+        last_by_email = session.exec(
+            select(func.max(Comment.created_at)).where(
+                col(Comment.author_email) == email, col(Comment.site_id) == site_id, col(Comment.created_at) > since
             )
         ).one()
         if last_by_email is not None:
@@ -85,17 +83,15 @@ async def check_rate(session: AsyncSession, *, settings: Settings, site_id: int,
     recent = (col(RateEvent.bucket) == bucket, col(RateEvent.created_at) > now - RATE_WINDOW)
     if settings.flood_seconds:
         # Newest event first along ix_rate_event_bucket_created: one index probe, however busy the IP.
-        last = (
-            await session.exec(
-                select(RateEvent.created_at).where(*recent).order_by(col(RateEvent.created_at).desc()).limit(1)
-            )
+        last = session.exec(
+            select(RateEvent.created_at).where(*recent).order_by(col(RateEvent.created_at).desc()).limit(1)
         ).first()
         if last is not None and (now - last).total_seconds() < settings.flood_seconds:
             raise TooManyRequests(FLOOD_MESSAGE, retry_after=_seconds_left(last, settings.flood_seconds))
     if settings.rate_limit_per_hour:
         # Count no further than the limit: the cost stays bounded by the limit, not by the traffic.
         window = select(RateEvent.id).where(*recent).limit(settings.rate_limit_per_hour).subquery()
-        count = (await session.exec(select(func.count()).select_from(window))).one()
+        count = session.exec(select(func.count()).select_from(window)).one()
         if count >= settings.rate_limit_per_hour:
             raise TooManyRequests(RATE_MESSAGE, retry_after=int(RATE_WINDOW.total_seconds()))
 
@@ -104,34 +100,35 @@ def _seconds_left(last: datetime, window: int) -> int:
     return int(window - (utcnow() - last).total_seconds()) + 1
 
 
-async def record_post(session: AsyncSession, *, settings: Settings, ip: str | None) -> None:
-    """Count this post against the IP's limits and forget events older than the window."""
-    if not ip:
+def record_post(session: Session, *, settings: Settings, ip: str | None) -> None:
+    """Count this post against the IP's limits and forget events older than the window.
+
+    Nothing to count when both limits are off (check_rate then reads no events either).
+    """
+    if not ip or not (settings.flood_seconds or settings.rate_limit_per_hour):
         return
     bucket = _ip_bucket(settings, ip)
-    await session.exec(
+    session.exec(
         delete(RateEvent).where(col(RateEvent.bucket) == bucket, col(RateEvent.created_at) < utcnow() - RATE_WINDOW)
     )
-    session.add(RateEvent(bucket=bucket))
+    session.exec(insert(RateEvent).values(bucket=bucket, created_at=utcnow()))
 
 
-async def check_duplicate(session: AsyncSession, *, thread_id: int, email: str, content: str) -> None:
+def check_duplicate(session: Session, *, thread_id: int, email: str, content: str) -> None:
     """Refuse the same text from the same author in the same thread (a double click, a replayed bot).
 
     Raises:
         Duplicate: it was already said.
     """
-    found = (
-        await session.exec(
-            select(Comment.id)
-            .where(
-                col(Comment.thread_id) == thread_id,
-                col(Comment.content_hash) == text_digest(content),
-                col(Comment.author_email) == email,
-                col(Comment.content_raw) == content,
-            )
-            .limit(1)
+    found = session.exec(
+        select(Comment.id)
+        .where(
+            col(Comment.thread_id) == thread_id,
+            col(Comment.content_hash) == text_digest(content),
+            col(Comment.author_email) == email,
+            col(Comment.content_raw) == content,
         )
+        .limit(1)
     ).first()
     if found is not None:
         raise Duplicate(DUPLICATE_MESSAGE)

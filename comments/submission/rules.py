@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from comments.models import Comment, CommentStatus, DisallowedAction
 
 if TYPE_CHECKING:
-    from sqlmodel.ext.asyncio.session import AsyncSession
+    from sqlmodel import Session
 
     from comments.models import Site
 
@@ -71,10 +71,10 @@ def _reason(kind: str, word: str) -> str:
     return f'{kind}:"{quoted[: REASON_MAX - len(kind) - 3]}"'
 
 
-async def is_known_author(session: AsyncSession, *, site: Site, draft: Draft) -> bool:
+def is_known_author(session: Session, *, site: Site, draft: Draft) -> bool:
     """True when this name and email already have an approved comment on the site."""
     emails = {draft.email, draft.email.lower()}
-    found = await session.exec(
+    found = session.exec(
         select(Comment.id)
         .where(
             col(Comment.site_id) == site.id,
@@ -87,7 +87,7 @@ async def is_known_author(session: AsyncSession, *, site: Site, draft: Draft) ->
     return found.first() is not None
 
 
-async def decide_status(session: AsyncSession, *, site: Site, draft: Draft) -> Decision:
+def decide_status(session: Session, *, site: Site, draft: Draft) -> Decision:
     """Pick the status for a new comment; manual approval of everything is the default."""
     if word := matching_keyword(keywords(site.disallowed_keywords), draft):
         target = CommentStatus.trash if site.disallowed_action == DisallowedAction.trash else CommentStatus.spam
@@ -96,6 +96,6 @@ async def decide_status(session: AsyncSession, *, site: Site, draft: Draft) -> D
         return Decision(CommentStatus.pending, _reason("moderation_keyword", word))
     if site.hold_links > 0 and count_links(draft) >= site.hold_links:
         return Decision(CommentStatus.pending, f"links>={site.hold_links}")
-    if site.auto_approve_known and await is_known_author(session, site=site, draft=draft):
+    if site.auto_approve_known and is_known_author(session, site=site, draft=draft):
         return Decision(CommentStatus.approved, "known_author")
     return Decision(CommentStatus.pending, "manual_approval")

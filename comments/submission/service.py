@@ -16,9 +16,10 @@ from comments.models import Comment, CommentStatus, Thread, ident, utcnow
 from comments.moderation import notifications
 from comments.submission import abuse, rules
 from comments.submission.validation import validate_reply
-from comments.threads import refresh_thread
+from comments.threads import recount_thread
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
     from sqlmodel.ext.asyncio.session import AsyncSession
 
     from comments.config import Settings
@@ -96,7 +97,7 @@ async def submit_reply(
 async def store_reply(
     session: AsyncSession, *, settings: Settings, site: Site, prepared: Prepared, client: ClientInfo
 ) -> Submitted:
-    """The database part of submit_reply, in one write transaction (the caller commits).
+    """The database part of submit_reply: one write transaction, committed here, then the moderators' notice.
 
     Raises:
         InvalidInput: the parent is not an approved comment of the thread, or too deep.
@@ -104,38 +105,42 @@ async def store_reply(
         TooManyRequests: flood control or the hourly limit.
         Duplicate: the same author already said exactly this here.
     """
+    submitted = await db.write_sync(session, _store, settings=settings, site=site, prepared=prepared, client=client)
+    # A webhook or email, sent by a background task; a no-op unless the comment is pending.
+    await notifications.notify_pending(session, site=site, comment=submitted.comment, settings=settings)
+    return submitted
+
+
+def _store(session: Session, *, settings: Settings, site: Site, prepared: Prepared, client: ClientInfo) -> Submitted:
     reply = prepared.reply
     site_id = ident(site)
-    await db.begin_write(session)
-    await _serialize_thread(session, site_id=site_id, key=reply.thread)
+    _serialize_thread(session, site_id=site_id, key=reply.thread)
     idempotency = _idempotency_hash(settings, site, client.idempotency_key)
     token = _submitter_token(settings, site, client)
     if idempotency is not None:
-        earlier = (
-            await session.exec(
-                select(Comment).where(col(Comment.site_id) == site_id, col(Comment.idempotency_key) == idempotency)
-            )
+        earlier = session.exec(
+            select(Comment).where(col(Comment.site_id) == site_id, col(Comment.idempotency_key) == idempotency)
         ).first()
         if earlier is not None:
             return Submitted(earlier, token)
 
-    thread = await _get_or_create_thread(session, site_id=site_id, reply=reply)
+    thread = _get_or_create_thread(session, site_id=site_id, reply=reply)
     if not thread.is_open:
         raise ThreadClosed("Comments are closed on this article.")
-    parent = await _check_parent(session, site=site, thread=thread, parent_id=reply.parent_id)
-    await abuse.check_rate(session, settings=settings, site_id=site_id, ip=client.ip, email=reply.email)
-    await abuse.check_duplicate(session, thread_id=ident(thread), email=reply.email, content=reply.content)
+    parent = _check_parent(session, site=site, thread=thread, parent_id=reply.parent_id)
+    abuse.check_rate(session, settings=settings, site_id=site_id, ip=client.ip, email=reply.email)
+    abuse.check_duplicate(session, thread_id=ident(thread), email=reply.email, content=reply.content)
 
     html = prepared.html
     ip = abuse.anonymize_ip(client.ip)
     tokens = spamfilter.features(name=reply.name, email=reply.email, url=reply.url, content=reply.content)
-    verdict = await spamfilter.score(session, site_id=site_id, tokens=tokens)
+    verdict = spamfilter.score(session, site_id=site_id, tokens=tokens)
     if prepared.honeypot:
         # A honeypot hit is kept as spam (nothing accepted is dropped) and answered like any pending reply.
         status, reason = CommentStatus.spam, "honeypot"
     else:
         draft = rules.Draft(name=reply.name, email=reply.email, url=reply.url, content=reply.content, html=html, ip=ip)
-        decision = await rules.decide_status(session, site=site, draft=draft)
+        decision = rules.decide_status(session, site=site, draft=draft)
         status, reason = spamfilter.decide(site, verdict, decision.status, decision.reason)
     comment = Comment(
         site_id=site_id,
@@ -157,19 +162,17 @@ async def store_reply(
         idempotency_key=idempotency,
     )
     session.add(comment)
-    await session.flush()
+    session.flush()
     if parent is None:
         comment.root_id = comment.id  # a root is its own root; the id exists only after the insert
-    await abuse.record_post(session, settings=settings, ip=client.ip)
+    abuse.record_post(session, settings=settings, ip=client.ip)
     if status == CommentStatus.approved:
-        await refresh_thread(session, ident(thread))
-    await session.flush()
-    # Sent after the commit by a background task (webhook, email); a no-op unless the comment is pending.
-    await notifications.notify_pending(session, site=site, comment=comment, settings=settings)
+        recount_thread(session, ident(thread))
+    session.flush()
     return Submitted(comment, token)
 
 
-async def _serialize_thread(session: AsyncSession, *, site_id: int, key: str) -> None:
+def _serialize_thread(session: Session, *, site_id: int, key: str) -> None:
     """Serialize writers of one thread, so duplicate and flood checks cannot race.
 
     SQLite already runs one writer at a time (BEGIN IMMEDIATE); PostgreSQL takes a
@@ -177,7 +180,7 @@ async def _serialize_thread(session: AsyncSession, *, site_id: int, key: str) ->
     """
     if session.get_bind().dialect.name == "postgresql":
         lock_id = zlib.crc32(f"{site_id}\x1f{key}".encode())
-        await session.exec(select(func.pg_advisory_xact_lock(lock_id)))
+        session.exec(select(func.pg_advisory_xact_lock(lock_id)))
 
 
 def _idempotency_hash(settings: Settings, site: Site, key: str | None) -> str | None:
@@ -201,15 +204,15 @@ def _submitter_token(settings: Settings, site: Site, client: ClientInfo) -> str:
     return security.new_token()
 
 
-async def _get_or_create_thread(session: AsyncSession, *, site_id: int, reply: CleanReply) -> Thread:
+def _get_or_create_thread(session: Session, *, site_id: int, reply: CleanReply) -> Thread:
     """The thread of this article (or the one it was merged into), created by its first comment.
 
     Race-free without an error path: insert-or-ignore, then read.
     """
-    thread = await threads.find_thread(session, site_id=site_id, key=reply.thread)
+    thread = threads.find_thread(session, site_id=site_id, key=reply.thread)
     if thread is None:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        await session.exec(
+        session.exec(
             insert(Thread)
             .values(
                 site_id=site_id,
@@ -223,8 +226,8 @@ async def _get_or_create_thread(session: AsyncSession, *, site_id: int, reply: C
             )
             .on_conflict_do_nothing(index_elements=["site_id", "key"])
         )
-        thread = (
-            await session.exec(select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == reply.thread))
+        thread = session.exec(
+            select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == reply.thread)
         ).one()
     if thread.title is None and reply.thread_title:
         thread.title = reply.thread_title
@@ -233,11 +236,11 @@ async def _get_or_create_thread(session: AsyncSession, *, site_id: int, reply: C
     return thread
 
 
-async def _check_parent(session: AsyncSession, *, site: Site, thread: Thread, parent_id: int | None) -> Comment | None:
+def _check_parent(session: Session, *, site: Site, thread: Thread, parent_id: int | None) -> Comment | None:
     """A reply's parent must be an approved comment of the same thread, above the site's depth cap."""
     if parent_id is None:
         return None
-    parent = await session.get(Comment, parent_id) if 0 < parent_id <= MAX_ID else None
+    parent = session.get(Comment, parent_id) if 0 < parent_id <= MAX_ID else None
     if parent is None or parent.thread_id != thread.id or parent.status != CommentStatus.approved:
         raise InvalidInput(
             [FieldError("parent_id", "The comment you are replying to does not exist or is not approved yet.")]

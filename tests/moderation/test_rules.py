@@ -28,15 +28,19 @@ async def configured(session: AsyncSession, **settings: object) -> Site:
 
 async def test_manual_approval_is_the_default(session: AsyncSession) -> None:
     site = await make_site(session)
-    assert await decide_status(session, site=site, draft=draft()) == Decision(CommentStatus.pending, "manual_approval")
+    assert await session.run_sync(decide_status, site=site, draft=draft()) == Decision(
+        CommentStatus.pending, "manual_approval"
+    )
 
 
 async def test_known_author_is_approved_only_when_enabled(session: AsyncSession) -> None:
     site = await configured(session, auto_approve_known=False)
     await make_comment(session, thread=await make_thread(session, site=site), status=CommentStatus.approved)
-    assert (await decide_status(session, site=site, draft=draft())).status == CommentStatus.pending
+    assert (await session.run_sync(decide_status, site=site, draft=draft())).status == CommentStatus.pending
     site.auto_approve_known = True
-    assert await decide_status(session, site=site, draft=draft()) == Decision(CommentStatus.approved, "known_author")
+    assert await session.run_sync(decide_status, site=site, draft=draft()) == Decision(
+        CommentStatus.approved, "known_author"
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,7 +57,7 @@ async def test_known_author_needs_same_name_email_and_an_approved_comment(
 ) -> None:
     site = await configured(session, auto_approve_known=True)
     await make_comment(session, thread=await make_thread(session, site=site), status=status, name=name, email=email)
-    assert (await decide_status(session, site=site, draft=draft())).reason == "manual_approval"
+    assert (await session.run_sync(decide_status, site=site, draft=draft())).reason == "manual_approval"
 
 
 async def test_known_author_on_another_site_does_not_count(session: AsyncSession) -> None:
@@ -61,7 +65,7 @@ async def test_known_author_on_another_site_does_not_count(session: AsyncSession
     await make_comment(session, thread=await make_thread(session, site=other), status=CommentStatus.approved)
     site = await make_site(session, slug="mine")
     site.auto_approve_known = True
-    assert (await decide_status(session, site=site, draft=draft())).status == CommentStatus.pending
+    assert (await session.run_sync(decide_status, site=site, draft=draft())).status == CommentStatus.pending
 
 
 @pytest.mark.parametrize(
@@ -82,14 +86,14 @@ async def test_too_many_links_are_held_even_for_known_authors(session: AsyncSess
     await make_comment(session, thread=await make_thread(session, site=site), status=CommentStatus.approved)
     one = draft("read https://a.example")
     two = draft("read https://a.example and https://b.example")
-    assert (await decide_status(session, site=site, draft=one)).status == CommentStatus.approved
-    assert await decide_status(session, site=site, draft=two) == Decision(CommentStatus.pending, "links>=2")
+    assert (await session.run_sync(decide_status, site=site, draft=one)).status == CommentStatus.approved
+    assert await session.run_sync(decide_status, site=site, draft=two) == Decision(CommentStatus.pending, "links>=2")
 
 
 async def test_hold_links_zero_turns_the_rule_off(session: AsyncSession) -> None:
     site = await configured(session, hold_links=0)
     many = draft(" ".join(f"https://{n}.example" for n in range(9)))
-    assert (await decide_status(session, site=site, draft=many)).reason == "manual_approval"
+    assert (await session.run_sync(decide_status, site=site, draft=many)).reason == "manual_approval"
 
 
 def test_keywords_are_one_per_line_and_case_insensitive() -> None:
@@ -111,7 +115,7 @@ async def test_moderation_keyword_holds_whatever_field_it_is_in(session: AsyncSe
     await make_comment(session, thread=await make_thread(session, site=site), status=CommentStatus.approved)
     values = {"content": "hello", **where}
     content = values.pop("content")
-    decision = await decide_status(session, site=site, draft=draft(content, **values))  # type: ignore[arg-type]
+    decision = await session.run_sync(decide_status, site=site, draft=draft(content, **values))  # type: ignore[arg-type]
     assert decision.status == CommentStatus.pending
     assert decision.reason.startswith("moderation_keyword:")
 
@@ -119,17 +123,17 @@ async def test_moderation_keyword_holds_whatever_field_it_is_in(session: AsyncSe
 async def test_disallowed_keyword_goes_to_spam_or_trash_as_configured(session: AsyncSession) -> None:
     site = await configured(session, disallowed_keywords="viagra", moderation_keywords="viagra")
     bad = draft("Cheap VIAGRA here")
-    assert await decide_status(session, site=site, draft=bad) == Decision(
+    assert await session.run_sync(decide_status, site=site, draft=bad) == Decision(
         CommentStatus.spam, 'disallowed_keyword:"viagra"'
     )
     site.disallowed_action = DisallowedAction.trash
-    assert (await decide_status(session, site=site, draft=bad)).status == CommentStatus.trash
+    assert (await session.run_sync(decide_status, site=site, draft=bad)).status == CommentStatus.trash
 
 
 async def test_reason_quotes_and_length_stay_machine_readable(session: AsyncSession) -> None:
     word = 'a"' + "x" * 300
     site = await configured(session, moderation_keywords=word)
-    decision = await decide_status(session, site=site, draft=draft(word))
+    decision = await session.run_sync(decide_status, site=site, draft=draft(word))
     assert len(decision.reason) <= 200
     assert decision.reason.startswith("moderation_keyword:\"a'x")
     assert decision.reason.endswith('"')

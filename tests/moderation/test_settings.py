@@ -43,7 +43,7 @@ async def test_owner_reads_and_changes_the_rules(login_as: LoginAs, world: World
         await session.exec(select(Site).where(col(Site.slug) == "alpha").execution_options(populate_existing=True))
     ).one()
     draft = Draft(name="X", email="x@example.org", url=None, content="VIAGRA", html="<p>VIAGRA</p>", ip=None)
-    assert (await decide_status(session, site=site, draft=draft)).status == CommentStatus.trash
+    assert (await session.run_sync(decide_status, site=site, draft=draft)).status == CommentStatus.trash
     event = (await session.exec(select(AuditEvent))).one()
     assert event.action == "settings"
     assert event.after is not None
