@@ -63,7 +63,8 @@ async def seed(url: str, seed_path: Path, origins: list[str]) -> int:
             for i, c in enumerate(thread["comments"]):
                 async with db.session_maker(engine)() as session:
                     site = await sites.get_site(session, slug=SITE)
-                    await session.rollback()  # submit_reply runs (and commits) its own write transaction
+                    session.expunge(site)  # kept loaded: submit_reply runs (and commits) its own transaction
+                    await session.rollback()
                     reply = ReplyCreate(
                         site=SITE,
                         thread=thread["uri"],
