@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import anyio.to_thread
-from sqlalchemy import Engine, StaticPool, event
+from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SAWarning
@@ -53,7 +53,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             _WRITER_GATES[engine.sync_engine] = WriterGate(f"{database}-writer.lock")
-            _SYNC_WRITERS[engine.sync_engine] = _sync_writer(engine, database)
+            _SYNC_ENGINES[engine.sync_engine] = _sync_engine(engine, database)
         return engine
     return create_async_engine(
         url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
@@ -159,24 +159,22 @@ async def begin_write(session: AsyncSession) -> None:
         raise
 
 
-def _sync_writer(engine: AsyncEngine, database: str) -> Engine:
-    """A synchronous (pysqlite) connection to the same file, for whole write transactions run in a thread.
+def _sync_engine(engine: AsyncEngine, database: str) -> Engine:
+    """Synchronous (pysqlite) connections to the same file, for whole transactions run in worker threads.
 
-    One connection per process is enough: the writer gate lets one writer at a time use it.
-    It is closed when the async engine is disposed.
+    Each thread checks out its own connection; write transactions go through the writer
+    gate, one at a time. Closed when the async engine is disposed.
     """
-    writer = create_sync_engine(
+    sync = create_sync_engine(
         f"sqlite:///{database}",
-        poolclass=StaticPool,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        execution_options={"sqlite_write": True},  # every transaction on it is BEGIN IMMEDIATE
     )
-    _tune_sqlite(writer)
-    event.listen(engine.sync_engine, "engine_disposed", lambda _engine: writer.dispose())
-    return writer
+    _tune_sqlite(sync)
+    event.listen(engine.sync_engine, "engine_disposed", lambda _engine: sync.dispose())
+    return sync
 
 
-_SYNC_WRITERS: weakref.WeakKeyDictionary[Any, Engine] = weakref.WeakKeyDictionary()
+_SYNC_ENGINES: weakref.WeakKeyDictionary[Any, Engine] = weakref.WeakKeyDictionary()
 
 
 async def run_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -186,6 +184,24 @@ async def run_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **kw
         return fn(cast("Session", sync_session), *args, **kwargs)
 
     return await session.run_sync(call)
+
+
+async def read_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn(sync_session, ...)` as a read; what it returns stays loaded (detached on SQLite).
+
+    On a SQLite file it runs in a worker thread on a synchronous connection: one hand-off
+    instead of three through aiosqlite (BEGIN, SELECT, ROLLBACK). Elsewhere it runs on
+    `session`, whose transaction stays open for what follows.
+    """
+    sync = _SYNC_ENGINES.get(session.get_bind())
+    if sync is None:
+        return await run_sync(session, fn, *args, **kwargs)
+
+    def read() -> T:
+        with Session(sync) as sync_session:
+            return fn(sync_session, *args, **kwargs)
+
+    return await anyio.to_thread.run_sync(read)
 
 
 async def write_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -198,12 +214,13 @@ async def write_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **
     lock was held across all of them (and across whatever else the event loop ran
     meanwhile). Elsewhere (PostgreSQL) it runs on `session` via run_sync and commits.
     """
-    writer = _SYNC_WRITERS.get(session.get_bind())
-    if writer is None:
+    sync = _SYNC_ENGINES.get(session.get_bind())
+    if sync is None:
         result = await run_sync(session, fn, *args, **kwargs)
         await session.commit()
         return result
     gate = _WRITER_GATES[session.get_bind()]
+    writer = sync.execution_options(sqlite_write=True)  # BEGIN IMMEDIATE
 
     def transaction() -> T:
         with Session(writer, expire_on_commit=False) as sync_session, sync_session.begin():

@@ -7,10 +7,12 @@ from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 
+from comments import db
 from comments.errors import Conflict, FieldError, InvalidInput, NotFound
 from comments.models import Site
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
     from sqlmodel.ext.asyncio.session import AsyncSession
 
 DEMO_SLUG = "demo"
@@ -42,8 +44,17 @@ async def get_site(session: AsyncSession, *, slug: str) -> Site:
     Raises:
         NotFound: no such site.
     """
+    return await db.run_sync(session, find_site, slug=slug)
+
+
+def find_site(session: Session, *, slug: str) -> Site:
+    """get_site() for synchronous callers (db.read_sync, db.write_sync).
+
+    Raises:
+        NotFound: no such site.
+    """
     # A slug no site can have (NUL bytes, surrogates, 10 kB) is answered without a query.
-    site = (await session.exec(select(Site).where(col(Site.slug) == slug))).first() if is_slug(slug) else None
+    site = session.exec(select(Site).where(col(Site.slug) == slug)).first() if is_slug(slug) else None
     if site is None:
         raise NotFound(f"Unknown site: {slug!r}.")
     return site

@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from sqlalchemy import bindparam
 from sqlmodel import col, delete, func, select, update
 
 from comments import db
@@ -173,14 +174,20 @@ def needs_site_params(raw: str) -> bool:
     return "?" in raw
 
 
+# Built once (constructing a statement costs more than running it on the write path).
+_BY_KEY = select(Thread).where(col(Thread.site_id) == bindparam("site_id"), col(Thread.key) == bindparam("key"))
+_ALIAS_OF = select(ThreadAlias.thread_id).where(
+    col(ThreadAlias.site_id) == bindparam("site_id"), col(ThreadAlias.key) == bindparam("key")
+)
+
+
 def find_thread(session: Session, *, site_id: int, key: str) -> Thread | None:
     """The thread with this canonical key, or the one it was merged into (synchronous: see db.run_sync)."""
-    thread = session.exec(select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == key)).first()
+    where = {"site_id": site_id, "key": key}
+    thread = session.exec(_BY_KEY, params=where).first()
     if thread is not None:
         return thread
-    alias = session.exec(
-        select(ThreadAlias.thread_id).where(col(ThreadAlias.site_id) == site_id, col(ThreadAlias.key) == key)
-    ).first()
+    alias = session.exec(_ALIAS_OF, params=where).first()
     return None if alias is None else session.get(Thread, alias)
 
 

@@ -10,7 +10,7 @@ import ipaddress
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert
+from sqlalchemy import bindparam, delete, func, insert
 from sqlmodel import col, select
 
 from comments import security, sites
@@ -114,6 +114,18 @@ def record_post(session: Session, *, settings: Settings, ip: str | None) -> None
     session.exec(insert(RateEvent).values(bucket=bucket, created_at=utcnow()))
 
 
+_SAME_TEXT = (
+    select(Comment.id)
+    .where(
+        col(Comment.thread_id) == bindparam("thread_id"),
+        col(Comment.content_hash) == bindparam("digest"),
+        col(Comment.author_email) == bindparam("email"),
+        col(Comment.content_raw) == bindparam("content"),
+    )
+    .limit(1)
+)
+
+
 def check_duplicate(session: Session, *, thread_id: int, email: str, content: str) -> None:
     """Refuse the same text from the same author in the same thread (a double click, a replayed bot).
 
@@ -121,14 +133,7 @@ def check_duplicate(session: Session, *, thread_id: int, email: str, content: st
         Duplicate: it was already said.
     """
     found = session.exec(
-        select(Comment.id)
-        .where(
-            col(Comment.thread_id) == thread_id,
-            col(Comment.content_hash) == text_digest(content),
-            col(Comment.author_email) == email,
-            col(Comment.content_raw) == content,
-        )
-        .limit(1)
+        _SAME_TEXT, params={"thread_id": thread_id, "digest": text_digest(content), "email": email, "content": content}
     ).first()
     if found is not None:
         raise Duplicate(DUPLICATE_MESSAGE)

@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_408_REQUEST_TIMEOUT
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from comments import cors, sites
+from comments import cors, db, sites
 from comments.errors import CommentsError, FieldError, InvalidInput, error_body, error_responses
 from comments.models import CommentStatus
 from comments.submission import service
@@ -160,12 +160,9 @@ async def create_reply(
     try:
         if not data.site.strip():
             raise InvalidInput([FieldError("site", "The site is missing.")])
-        site = await sites.get_site(db_session, slug=data.site.strip())
+        site = await db.read_sync(db_session, sites.find_site, slug=data.site.strip())
         # Validate and sanitize (the CPU-heavy part) before taking the writer's lock, so
-        # posts only queue for the database itself. The site read must not stay open as
-        # a read transaction: begin_write() has to start the one that writes.
-        db_session.expunge(site)
-        await db_session.rollback()
+        # posts only queue for the database itself.
         prepared = service.prepare_reply(settings=state.settings, site=site, data=data, client=client)
         submitted = await service.store_reply(
             db_session, settings=state.settings, site=site, prepared=prepared, client=client
