@@ -104,21 +104,40 @@ class WriterGate:
         """Wait for this process's turn, then for the database's."""
         await self._lock.acquire()
         try:
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                await anyio.to_thread.run_sync(fcntl.flock, self._fd, fcntl.LOCK_EX)
+                await anyio.to_thread.run_sync(self.lock_database)
         except BaseException:
             self._lock.release()
             raise
 
     def release(self) -> None:
         """Let the next writer in (called when the write transaction has ended)."""
+        self.unlock_database()
+        self._lock.release()
+
+    async def acquire_process(self) -> None:
+        """Only this process's turn; the caller then takes lock_database() in the thread that writes."""
+        await self._lock.acquire()
+
+    def release_process(self) -> None:
+        """End this process's turn (after the writing thread has given the database lock back)."""
+        self._lock.release()
+
+    def lock_database(self) -> None:
+        """Block until no other process writes (from a worker thread, or the event loop's to_thread)."""
+        fcntl.flock(self._file(), fcntl.LOCK_EX)
+
+    def unlock_database(self) -> None:
+        """Let other processes write; callable from the thread that committed, without waiting for the loop."""
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._lock.release()
+
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
 
 
 _WRITER_GATES: weakref.WeakKeyDictionary[Any, WriterGate] = weakref.WeakKeyDictionary()
@@ -223,14 +242,21 @@ async def write_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **
     writer = sync.execution_options(sqlite_write=True)  # BEGIN IMMEDIATE
 
     def transaction() -> T:
-        with Session(writer, expire_on_commit=False) as sync_session, sync_session.begin():
-            return fn(sync_session, *args, **kwargs)
+        # The database lock is taken and given back in this thread: another process's writer
+        # gets in the moment this one commits, not when this process's busy event loop next
+        # gets round to it.
+        gate.lock_database()
+        try:
+            with Session(writer, expire_on_commit=False) as sync_session, sync_session.begin():
+                return fn(sync_session, *args, **kwargs)
+        finally:
+            gate.unlock_database()
 
-    await gate.acquire()
+    await gate.acquire_process()
     try:
         return await anyio.to_thread.run_sync(transaction)
     finally:
-        gate.release()
+        gate.release_process()
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
