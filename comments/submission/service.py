@@ -65,6 +65,15 @@ class Prepared:
     honeypot: bool
 
 
+@dataclass(frozen=True)
+class Classified:
+    """The status a new comment is stored with, why, and the spam filter's score."""
+
+    status: CommentStatus
+    reason: str | None
+    spam_score: float
+
+
 def prepare_reply(*, settings: Settings, site: Site, data: ReplyCreate, client: ClientInfo) -> Prepared:
     """Origin check, field validation and sanitizing: the CPU-bound part of a post, done before any lock.
 
@@ -105,13 +114,43 @@ async def store_reply(
         TooManyRequests: flood control or the hourly limit.
         Duplicate: the same author already said exactly this here.
     """
-    submitted = await db.write_sync(session, _store, settings=settings, site=site, prepared=prepared, client=client)
+    ip = abuse.anonymize_ip(client.ip)
+    # Reads that need no serializing come first, outside the writer's lock.
+    verdict = await db.read_sync(session, _classify, site=site, prepared=prepared, ip=ip)
+    submitted = await db.write_sync(
+        session, _store, settings=settings, site=site, prepared=prepared, client=client, verdict=verdict, ip=ip
+    )
     # A webhook or email, sent by a background task; a no-op unless the comment is pending.
     await notifications.notify_pending(session, site=site, comment=submitted.comment, settings=settings)
     return submitted
 
 
-def _store(session: Session, *, settings: Settings, site: Site, prepared: Prepared, client: ClientInfo) -> Submitted:
+def _classify(session: Session, *, site: Site, prepared: Prepared, ip: str | None) -> Classified:
+    """The status a new comment gets: honeypot, the site's rules, then the spam filter."""
+    reply = prepared.reply
+    tokens = spamfilter.features(name=reply.name, email=reply.email, url=reply.url, content=reply.content)
+    verdict = spamfilter.score(session, site_id=ident(site), tokens=tokens)
+    if prepared.honeypot:
+        # A honeypot hit is kept as spam (nothing accepted is dropped) and answered like any pending reply.
+        return Classified(CommentStatus.spam, "honeypot", verdict.score)
+    draft = rules.Draft(
+        name=reply.name, email=reply.email, url=reply.url, content=reply.content, html=prepared.html, ip=ip
+    )
+    decision = rules.decide_status(session, site=site, draft=draft)
+    status, reason = spamfilter.decide(site, verdict, decision.status, decision.reason)
+    return Classified(status, reason, verdict.score)
+
+
+def _store(
+    session: Session,
+    *,
+    settings: Settings,
+    site: Site,
+    prepared: Prepared,
+    client: ClientInfo,
+    verdict: Classified,
+    ip: str | None,
+) -> Submitted:
     reply = prepared.reply
     site_id = ident(site)
     _serialize_thread(session, site_id=site_id, key=reply.thread)
@@ -131,31 +170,20 @@ def _store(session: Session, *, settings: Settings, site: Site, prepared: Prepar
     abuse.check_rate(session, settings=settings, site_id=site_id, ip=client.ip, email=reply.email)
     abuse.check_duplicate(session, thread_id=ident(thread), email=reply.email, content=reply.content)
 
-    html = prepared.html
-    ip = abuse.anonymize_ip(client.ip)
-    tokens = spamfilter.features(name=reply.name, email=reply.email, url=reply.url, content=reply.content)
-    verdict = spamfilter.score(session, site_id=site_id, tokens=tokens)
-    if prepared.honeypot:
-        # A honeypot hit is kept as spam (nothing accepted is dropped) and answered like any pending reply.
-        status, reason = CommentStatus.spam, "honeypot"
-    else:
-        draft = rules.Draft(name=reply.name, email=reply.email, url=reply.url, content=reply.content, html=html, ip=ip)
-        decision = rules.decide_status(session, site=site, draft=draft)
-        status, reason = spamfilter.decide(site, verdict, decision.status, decision.reason)
     comment = Comment(
         site_id=site_id,
         thread_id=ident(thread),
         parent_id=parent.id if parent else None,
         depth=parent.depth + 1 if parent else 0,
         root_id=parent.root_id if parent else None,
-        status=status,
-        reason=reason,
-        spam_score=round(verdict.score, 4),
+        status=verdict.status,
+        reason=verdict.reason,
+        spam_score=round(verdict.spam_score, 4),
         author_name=reply.name,
         author_email=reply.email,
         author_url=reply.url,
         content_raw=reply.content,
-        content_html=html,
+        content_html=prepared.html,
         ip=ip,
         user_agent=(client.user_agent or "").replace("\x00", "")[:500] or None,
         submitter_hash=security.token_hash(token),
@@ -166,7 +194,7 @@ def _store(session: Session, *, settings: Settings, site: Site, prepared: Prepar
     if parent is None:
         comment.root_id = comment.id  # a root is its own root; the id exists only after the insert
     abuse.record_post(session, settings=settings, ip=client.ip)
-    if status == CommentStatus.approved:
+    if verdict.status == CommentStatus.approved:
         recount_thread(session, ident(thread))
     session.flush()
     return Submitted(comment, token)
