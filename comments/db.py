@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
-import threading
 import warnings
 import weakref
 from contextlib import asynccontextmanager
@@ -90,50 +90,49 @@ class WriterGate:
     SQLite runs one writer at a time. A BEGIN IMMEDIATE that finds the lock taken waits
     in the busy handler, which polls with sleeps growing to 100 ms: under load a few
     writers starve for seconds while others get in. So writers first take this gate:
-    a thread lock (one writer per process) and then an flock() on a file beside the
+    an asyncio lock (one waiter per process) and then an flock() on a file beside the
     database (one writer across the processes sharing it, woken by the kernel the moment
     the previous one lets go). The gate is held until the transaction ends.
-
-    Both locks can be taken and given back from any thread, so a write transaction run in
-    a worker thread (write_sync) queues, writes and lets the next writer in without
-    waiting for its process's event loop, which is busy with other requests.
     """
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._lock = threading.Lock()
+        self._lock = asyncio.Lock()
         self._fd: int | None = None
 
-    def enter(self) -> None:
-        """Block until this thread may write (from a worker thread)."""
-        self._lock.acquire()
+    async def acquire(self) -> None:
+        """Wait for this process's turn, then for the database's."""
+        await self._lock.acquire()
         try:
-            fcntl.flock(self._file(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                await anyio.to_thread.run_sync(self.lock_database)
         except BaseException:
             self._lock.release()
             raise
 
-    def leave(self) -> None:
-        """Let the next writer in, of this process or another (callable from any thread)."""
-        try:
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._lock.release()
-
-    async def acquire(self) -> None:
-        """enter() for the event loop: at once when the gate is free, else waiting in a worker thread."""
-        if self._lock.acquire(blocking=False):
-            try:
-                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                self._lock.release()
-        await anyio.to_thread.run_sync(self.enter)
-
     def release(self) -> None:
         """Let the next writer in (called when the write transaction has ended)."""
-        self.leave()
+        self.unlock_database()
+        self._lock.release()
+
+    async def acquire_process(self) -> None:
+        """Only this process's turn; the caller then takes lock_database() in the thread that writes."""
+        await self._lock.acquire()
+
+    def release_process(self) -> None:
+        """End this process's turn (after the writing thread has given the database lock back)."""
+        self._lock.release()
+
+    def lock_database(self) -> None:
+        """Block until no other process writes (from a worker thread, or the event loop's to_thread)."""
+        fcntl.flock(self._file(), fcntl.LOCK_EX)
+
+    def unlock_database(self) -> None:
+        """Let other processes write; callable from the thread that committed, without waiting for the loop."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _file(self) -> int:
         if self._fd is None:
@@ -243,16 +242,21 @@ async def write_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **
     writer = sync.execution_options(sqlite_write=True)  # BEGIN IMMEDIATE
 
     def transaction() -> T:
-        # Queued, written and handed on in this thread: the next writer (of this process or
-        # another) gets in the moment this one commits, not when an event loop gets round to it.
-        gate.enter()
+        # The database lock is taken and given back in this thread: another process's writer
+        # gets in the moment this one commits, not when this process's busy event loop next
+        # gets round to it.
+        gate.lock_database()
         try:
             with Session(writer, expire_on_commit=False) as sync_session, sync_session.begin():
                 return fn(sync_session, *args, **kwargs)
         finally:
-            gate.leave()
+            gate.unlock_database()
 
-    return await anyio.to_thread.run_sync(transaction)
+    await gate.acquire_process()
+    try:
+        return await anyio.to_thread.run_sync(transaction)
+    finally:
+        gate.release_process()
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
