@@ -144,18 +144,12 @@ async def test_queue_page_uses_its_index_without_sorting(engine: AsyncEngine, se
 
 
 def test_page_cache_is_bounded_by_entries_and_bytes() -> None:
-    page = service.ThreadPage(
-        thread=service.ThreadPublic(key="k", title=None, url=None, open=True, count=0),
-        comments=[],
-        next_cursor=None,
-        max_depth=5,
-    )
     cache = service.PageCache(size=3, max_bytes=100)
     for i in range(5):
-        cache.put((i, 1, None, 50), (page, b"x" * 30))
+        cache.put((i, 1, None, 50), b"x" * 30)
     assert cache.get((0, 1, None, 50)) is None
     assert cache.get((1, 1, None, 50)) is None
-    assert cache.get((4, 1, None, 50)) is not None
-    cache.put((9, 1, None, 50), (page, b"y" * 100))  # alone fills the budget: everything older goes
+    assert cache.get((4, 1, None, 50)) == b"x" * 30
+    cache.put((9, 1, None, 50), b"y" * 100)  # alone fills the budget: everything older goes
     assert cache.get((4, 1, None, 50)) is None
-    assert cache.get((9, 1, None, 50)) is not None
+    assert cache.get((9, 1, None, 50)) == b"y" * 100

@@ -33,7 +33,7 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_COUNT_THREADS = 100
 PAGE_CACHE_SIZE = 1024
-PAGE_CACHE_BYTES = 8 * 1024 * 1024  # encoded; the decoded pages kept beside them take a few times more
+PAGE_CACHE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,32 +51,34 @@ class ThreadState:
 class PageCache:
     """Encoded pages keyed by thread version: a moderation change bumps the version, so no entry is ever stale.
 
-    Bounded by entries and by encoded bytes, so RSS per worker stays flat however many
-    threads are read (a 200-comment page is ~130 KB encoded, more as Python objects).
+    Bounded by entries and by bytes, so RSS per worker stays flat however many threads are
+    read (a 200-comment page is ~130 KB). Only the bytes are kept: the decoded page would
+    take several times more memory and give the garbage collector thousands of objects to
+    walk on every full collection.
     """
 
     def __init__(self, size: int = PAGE_CACHE_SIZE, max_bytes: int = PAGE_CACHE_BYTES) -> None:
         self._size = size
         self._max_bytes = max_bytes
         self._bytes = 0
-        self._pages: OrderedDict[tuple[int, int, str | None, int], tuple[ThreadPage, bytes]] = OrderedDict()
+        self._pages: OrderedDict[tuple[int, int, str | None, int], bytes] = OrderedDict()
 
-    def get(self, key: tuple[int, int, str | None, int]) -> tuple[ThreadPage, bytes] | None:
+    def get(self, key: tuple[int, int, str | None, int]) -> bytes | None:
         """The cached page, marked as recently used."""
         found = self._pages.get(key)
         if found is not None:
             self._pages.move_to_end(key)
         return found
 
-    def put(self, key: tuple[int, int, str | None, int], value: tuple[ThreadPage, bytes]) -> None:
+    def put(self, key: tuple[int, int, str | None, int], encoded: bytes) -> None:
         """Remember a page, forgetting the least recently used beyond the size or the byte budget."""
         replaced = self._pages.pop(key, None)
         if replaced is not None:
-            self._bytes -= len(replaced[1])
-        self._pages[key] = value
-        self._bytes += len(value[1])
+            self._bytes -= len(replaced)
+        self._pages[key] = encoded
+        self._bytes += len(encoded)
         while self._pages and (len(self._pages) > self._size or self._bytes > self._max_bytes):
-            self._bytes -= len(self._pages.popitem(last=False)[1][1])
+            self._bytes -= len(self._pages.popitem(last=False)[1])
 
 
 async def thread_state(session: AsyncSession, *, site_slug: str, key: str) -> ThreadState:
@@ -434,7 +436,7 @@ async def read_page(
     page = await load_page(session, state=state, cursor=cursor, limit=limit)
     encoded = _encoder.encode(page)
     if state.thread_id is not None:
-        cache.put((state.thread_id, state.version, cursor, limit), (page, encoded))
+        cache.put((state.thread_id, state.version, cursor, limit), encoded)
     return encoded
 
 
@@ -442,8 +444,7 @@ def cached_page(cache: PageCache, *, state: ThreadState, cursor: str | None, lim
     """The encoded page of exactly this thread version, if this process has built it before."""
     if state.thread_id is None:
         return None
-    cached = cache.get((state.thread_id, state.version, cursor, limit))
-    return None if cached is None else cached[1]
+    return cache.get((state.thread_id, state.version, cursor, limit))
 
 
 def encode_page(page: ThreadPage) -> bytes:
