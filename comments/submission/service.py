@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from comments import db, sanitize, security, sites, spamfilter, threads
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from comments.submission.schemas import ReplyCreate
     from comments.submission.validation import CleanReply
 
+log = logging.getLogger("comments")
 PENDING_MESSAGE = "Your comment is awaiting moderation."
 MAX_IDEMPOTENCY_KEY = 200
 MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; larger ones cannot exist
@@ -120,8 +123,13 @@ async def store_reply(
     submitted = await db.write_sync(
         session, _store, settings=settings, site=site, prepared=prepared, client=client, verdict=verdict, ip=ip
     )
-    # A webhook or email, sent by a background task; a no-op unless the comment is pending.
-    await notifications.notify_pending(session, site=site, comment=submitted.comment, settings=settings)
+    # A webhook or email, sent by a background task; a no-op unless the comment is pending. The comment
+    # is committed by now: a database error while preparing the notice must not turn its 201 into a 500
+    # (a retry would then be refused as a duplicate), so it is logged and the notice is skipped.
+    try:
+        await notifications.notify_pending(session, site=site, comment=submitted.comment, settings=settings)
+    except SQLAlchemyError:
+        log.warning("comment %s stored, but its moderation notice could not be prepared", submitted.comment.id)
     return submitted
 
 
