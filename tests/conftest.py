@@ -143,3 +143,42 @@ def make_client(settings: Settings, session: AsyncSession) -> Any:
             yield test_client
 
     return opened
+
+
+CHROMIUM = Path(os.environ.get("COMMENTS_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _unavailable(reason: str) -> None:
+    """No browser: a failure under CI=true (the browser half must run there), a skip elsewhere."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}: the browser tests must run in CI (.ci/run installs chromium)")
+    pytest.skip(f"browser tests need {reason}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium (Playwright's own browser download cannot work offline)."""
+    if not CHROMIUM.is_file():
+        _unavailable(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+async def browser(chromium: Path) -> AsyncIterator[Any]:
+    """One headless Chromium for the whole session (each test opens its own contexts)."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _unavailable("the playwright package (pip install -r requirements-dev.lock)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()

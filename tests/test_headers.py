@@ -114,44 +114,30 @@ async def test_a_real_server_sends_them_too_and_never_names_itself(served: Serve
 
 
 @pytest.mark.browser
-async def test_the_demo_page_and_widget_work_under_the_strict_policy(served: Server) -> None:
+async def test_the_demo_page_and_widget_work_under_the_strict_policy(served: Server, browser: Any) -> None:
     """Chromium loads /demo, the widget renders, a reply posts, and no CSP violation is reported."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+    page = await browser.new_page()
+    try:
+        violations: list[str] = []
+        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+        await page.add_init_script(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+            " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
         )
-        try:
-            page = await browser.new_page()
-            violations: list[str] = []
-            page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-            await page.add_init_script(
-                "window.__csp = []; document.addEventListener('securitypolicyviolation',"
-                " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
-            )
-            response = await page.goto(f"{served.base}/demo")
-            assert response is not None
-            assert response.headers["content-security-policy"] == PAGE_POLICY
-            await page.wait_for_selector("#comments-form")
-            # The stylesheets applied: pages.css sets the article font, widget.css styles the form.
-            font = await page.evaluate("getComputedStyle(document.body).fontFamily")
-            assert "Georgia" in font
-            await page.fill("#comments-content", "Posted under a strict CSP.")
-            await page.fill("#comments-name", "Ada")
-            await page.fill("#comments-email", "ada@example.org")
-            await page.click(".comments-submit")
-            await page.wait_for_selector(".comment-awaiting-moderation")
-            await asyncio.sleep(0.2)  # let any late violation report arrive
-            assert await page.evaluate("window.__csp") == []
-            assert violations == []
-        finally:
-            await browser.close()
+        response = await page.goto(f"{served.base}/demo")
+        assert response is not None
+        assert response.headers["content-security-policy"] == PAGE_POLICY
+        await page.wait_for_selector("#comments-form")
+        # The stylesheets applied: pages.css sets the article font, widget.css styles the form.
+        font = await page.evaluate("getComputedStyle(document.body).fontFamily")
+        assert "Georgia" in font
+        await page.fill("#comments-content", "Posted under a strict CSP.")
+        await page.fill("#comments-name", "Ada")
+        await page.fill("#comments-email", "ada@example.org")
+        await page.click(".comments-submit")
+        await page.wait_for_selector(".comment-awaiting-moderation")
+        await asyncio.sleep(0.2)  # let any late violation report arrive
+        assert await page.evaluate("window.__csp") == []
+        assert violations == []
+    finally:
+        await page.close()

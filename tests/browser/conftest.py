@@ -6,7 +6,6 @@ the `session` fixture empties it after each test, exactly as for the HTTP tests.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -27,46 +26,10 @@ from comments.config import Settings
 from comments.errors import NotFound
 from comments.models import Comment, CommentStatus
 from comments.threads import refresh_thread
-from tests.conftest import IN_CI, free_port
+from tests.conftest import free_port
+from tests.servers import server_env
 
-CHROMIUM = Path(os.environ.get("COMMENTS_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 10_000
-
-
-def _unavailable(reason: str) -> None:
-    """No browser: a failure under CI=true (the browser half must run there), a skip elsewhere."""
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}: the browser tests must run in CI (.ci/run installs chromium)")
-    pytest.skip(f"browser tests need {reason}")
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    """Debian's Chromium (Playwright's own browser download cannot work offline)."""
-    if not CHROMIUM.is_file():
-        _unavailable(f"Chromium at {CHROMIUM} (apt-get install chromium)")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="session")
-async def browser(chromium: Path) -> AsyncIterator[Any]:
-    """One headless Chromium for the whole session (each test opens its own contexts)."""
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _unavailable("the playwright package (pip install -r requirements-dev.lock)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 @dataclass
@@ -100,19 +63,6 @@ class Server:
         await self.session.commit()
 
 
-def _server_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTS_")}
-    env.update(
-        COMMENTS_DATABASE_URL=settings.resolved_database_url,
-        COMMENTS_DATA_DIR=str(settings.data_dir),
-        COMMENTS_SECRET_KEY=settings.secret_key,
-        # Tests post several comments from one address within seconds.
-        COMMENTS_FLOOD_SECONDS="0",
-        COMMENTS_RATE_LIMIT_PER_HOUR="0",
-    )
-    return env
-
-
 @pytest.fixture
 async def server(settings: Settings, session: AsyncSession, tmp_path: Path) -> AsyncIterator[Server]:
     """`comments serve` on a free port of 127.0.0.1, stopped (by its own PID) before the tables are emptied."""
@@ -122,7 +72,7 @@ async def server(settings: Settings, session: AsyncSession, tmp_path: Path) -> A
     with log_path.open("w") as log:
         proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the server runs beside the test
             [sys.executable, "-m", "comments", "serve", "--port", str(port)],
-            env=_server_env(settings),
+            env=server_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import expect
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.browser.conftest import Server, browser, chromium, server  # noqa: F401  (fixtures)
+from tests.browser.conftest import Server, server  # noqa: F401  (fixture)
 from tests.moderation.conftest import PASSWORD, World
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
 async def test_moderator_approves_a_comment_and_the_public_sees_it(
-    browser: Any,  # noqa: F811
+    browser: Any,
     server: Server,  # noqa: F811
     world: World,
     session: AsyncSession,
