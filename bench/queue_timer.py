@@ -23,7 +23,8 @@ from sqlmodel import col
 
 from comments import db
 from comments.config import Settings
-from comments.models import Comment, CommentStatus
+from comments.models import Comment
+from comments.widget import service
 
 PAGE = 50
 
@@ -39,20 +40,6 @@ def queue_query(site_id: int, status: str, after: tuple[Any, int] | None) -> Any
     if after is not None:
         query = query.where(tuple_(col(Comment.created_at), col(Comment.id)) < tuple_(*after))
     return query
-
-
-def roots_query(thread_id: int) -> Any:
-    """The public read's first query (roots of a thread), as widget.service.load_page builds it."""
-    return (
-        select(col(Comment.id), col(Comment.created_at))
-        .where(
-            col(Comment.thread_id) == thread_id,
-            col(Comment.status) == CommentStatus.approved,
-            col(Comment.parent_id).is_(None),
-        )
-        .order_by(col(Comment.created_at), col(Comment.id))
-        .limit(201)
-    )
 
 
 async def explain(conn: Any, query: Any) -> str:
@@ -98,7 +85,7 @@ async def run(url: str, pages: int, repeat: int) -> None:
                 "-- queue page plan (next page, keyset):\n"
                 + await explain(conn, queue_query(site_id, "pending", (last[1], last[0])))
             )
-            print("-- public read roots plan:\n" + await explain(conn, roots_query(thread_id)))
+            print("-- public read roots plan:\n" + await explain(conn, service.roots_statement(thread_id, 201, None)))
         for status in ("pending", "approved", "spam"):
             samples: list[float] = []
             for _ in range(max(1, repeat // pages)):
@@ -116,7 +103,7 @@ async def run(url: str, pages: int, repeat: int) -> None:
         for _ in range(repeat):
             started = time.perf_counter()
             async with engine.connect() as conn:
-                (await conn.execute(roots_query(thread_id))).all()
+                (await conn.execute(service.roots_statement(thread_id, 201, None))).all()
             samples.append(time.perf_counter() - started)
         print(f"public read roots query: {stats(samples)}")
     finally:

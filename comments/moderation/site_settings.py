@@ -137,8 +137,10 @@ async def _owner_count(session: AsyncSession, *, site_id: int) -> int:
     return int((await session.exec(query)).one())
 
 
-async def change_role(session: AsyncSession, *, owner: Member, user_id: int, role: Role) -> MemberInfo:
-    """Make a member an owner or a moderator.
+async def _member_to_change(
+    session: AsyncSession, *, owner: Member, user_id: int, stays_owner: bool
+) -> tuple[Membership, User]:
+    """A member whose role is about to change or go, and their account; the last owner cannot stop being one.
 
     Raises:
         NotFound: the user is not a member of this site.
@@ -147,10 +149,20 @@ async def change_role(session: AsyncSession, *, owner: Member, user_id: int, rol
     membership = await _membership(session, owner=owner, user_id=user_id)
     if membership is None:
         raise NotFound(f"User {user_id} is not a member of this site.")
-    old = membership.role
-    if old == Role.owner and role != Role.owner and await _owner_count(session, site_id=owner.site_id) <= 1:
+    if membership.role == Role.owner and not stays_owner and await _owner_count(session, site_id=owner.site_id) <= 1:
         raise Conflict("A site needs at least one owner.")
-    user = await session.get_one(User, user_id)
+    return membership, await session.get_one(User, user_id)
+
+
+async def change_role(session: AsyncSession, *, owner: Member, user_id: int, role: Role) -> MemberInfo:
+    """Make a member an owner or a moderator.
+
+    Raises:
+        NotFound: the user is not a member of this site.
+        Conflict: it would leave the site without an owner.
+    """
+    membership, user = await _member_to_change(session, owner=owner, user_id=user_id, stays_owner=role == Role.owner)
+    old = membership.role
     if old != role:
         membership.role = role
         await service.record_event(
@@ -171,12 +183,7 @@ async def remove_member(session: AsyncSession, *, owner: Member, user_id: int) -
         NotFound: the user is not a member of this site.
         Conflict: it would leave the site without an owner.
     """
-    membership = await _membership(session, owner=owner, user_id=user_id)
-    if membership is None:
-        raise NotFound(f"User {user_id} is not a member of this site.")
-    if membership.role == Role.owner and await _owner_count(session, site_id=owner.site_id) <= 1:
-        raise Conflict("A site needs at least one owner.")
-    user = await session.get_one(User, user_id)
+    membership, user = await _member_to_change(session, owner=owner, user_id=user_id, stays_owner=False)
     await service.record_event(
         session,
         member=owner,

@@ -56,6 +56,11 @@ def check_origin(site: Site, origin: str | None, *, own_origin: str | None) -> N
         raise Forbidden(ORIGIN_MESSAGE)
 
 
+def _ip_limits_on(settings: Settings) -> bool:
+    """Whether any per-IP limit is set; with none, no rate events are read or written."""
+    return bool(settings.flood_seconds or settings.rate_limit_per_hour)
+
+
 def _ip_bucket(settings: Settings, ip: str) -> str:
     # Keyed hash: the table never holds a raw address, and cannot be reversed without the secret.
     return "reply-ip:" + security.keyed_token(settings.secret_key, "reply-ip", ip)[:40]
@@ -77,7 +82,7 @@ def check_rate(session: Session, *, settings: Settings, site_id: int, ip: str | 
         ).one()
         if last_by_email is not None:
             raise TooManyRequests(FLOOD_MESSAGE, retry_after=_seconds_left(last_by_email, settings.flood_seconds))
-    if not ip or not (settings.flood_seconds or settings.rate_limit_per_hour):
+    if not ip or not _ip_limits_on(settings):
         return
     bucket = _ip_bucket(settings, ip)
     recent = (col(RateEvent.bucket) == bucket, col(RateEvent.created_at) > now - RATE_WINDOW)
@@ -105,7 +110,7 @@ def record_post(session: Session, *, settings: Settings, ip: str | None) -> None
 
     Nothing to count when both limits are off (check_rate then reads no events either).
     """
-    if not ip or not (settings.flood_seconds or settings.rate_limit_per_hour):
+    if not ip or not _ip_limits_on(settings):
         return
     bucket = _ip_bucket(settings, ip)
     session.exec(
