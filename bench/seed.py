@@ -2,7 +2,7 @@
 
     python -m bench.seed --database-url URL [--seed PATH] [--origin URL] [--filler N]
 
-The seed's comments go through our own write path, `submission.service.submit_reply`
+The seed's comments go through our own write path, `submission.service.post_reply`
 (validation, sanitizing, duplicate check, insert), and are then approved the way a
 moderator does it (status + `refresh_thread`, one transaction), so root_id, depth,
 approved_count and version hold exactly as in production. Seed comments without an
@@ -62,9 +62,6 @@ async def seed(url: str, seed_path: Path, origins: list[str]) -> int:
             ids: list[int] = []
             for i, c in enumerate(thread["comments"]):
                 async with db.session_maker(engine)() as session:
-                    site = await sites.get_site(session, slug=SITE)
-                    session.expunge(site)  # kept loaded: submit_reply runs (and commits) its own transaction
-                    await session.rollback()
                     reply = ReplyCreate(
                         site=SITE,
                         thread=thread["uri"],
@@ -78,9 +75,9 @@ async def seed(url: str, seed_path: Path, origins: list[str]) -> int:
                     client = submission.ClientInfo(
                         ip=c["remote_addr"], user_agent="bench-seed", origin=None, token=None, idempotency_key=None
                     )
-                    stored = await submission.submit_reply(
-                        session, settings=settings, site=site, data=reply, client=client
-                    )
+                    stored = await submission.post_reply(session, settings=settings, data=reply, client=client)
+                    if isinstance(stored, submission.Refusal):
+                        sys.exit(f"seed comment {total} was refused: {stored.error}")
                     comment = stored.comment
                     # What a moderator's approval does: status and the thread's count/version, one transaction.
                     await db.begin_write(session)
@@ -180,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     started = time.monotonic()
     total = asyncio.run(seed(args.database_url, args.seed, args.origin or ["http://127.0.0.1"]))
-    print(f"seeded {total} comments through submit_reply in {time.monotonic() - started:.1f}s")
+    print(f"seeded {total} comments through post_reply in {time.monotonic() - started:.1f}s")
     if args.filler:
         started = time.monotonic()
         asyncio.run(add_filler(args.database_url, args.filler))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session, col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,6 +53,40 @@ async def test_write_sync_commits_all_or_nothing_and_lets_the_next_writer_in(ses
     assert await db.write_sync(session, _rename, site_id=site_id, name="whole", then_fail=False) == "whole"
     await session.rollback()
     assert (await session.exec(select(Site.name).where(col(Site.id) == site_id))).one() == "whole"
+
+
+def _add_site(session: Session, staged: str, *, fail: bool) -> str:
+    session.add(Site(slug=staged, name=staged, origins=[]))
+    session.flush()  # the row is written inside the transaction before the job fails
+    if fail:
+        raise Refused(staged)
+    return staged
+
+
+def _stage(slug: str, *, fail: bool) -> Any:
+    def read(_session: Session) -> str:
+        if fail:
+            raise Refused(slug)
+        return slug
+
+    return read
+
+
+async def test_concurrent_writes_are_each_all_or_nothing(engine: AsyncEngine, session: AsyncSession) -> None:
+    """Waiting writes share a transaction on SQLite; a refused one, at either stage, leaves no trace."""
+
+    async def one(n: int) -> str:
+        slug = f"batch-{n}"
+        async with db.session_maker(engine)() as own:
+            return await db.read_then_write(own, _stage(slug, fail=n % 7 == 0), partial(_add_site, fail=n % 5 == 0))
+
+    outcomes = await asyncio.gather(*(one(n) for n in range(40)), return_exceptions=True)
+    stored = {f"batch-{n}" for n in range(40) if n % 7 and n % 5}
+    assert {o for o in outcomes if isinstance(o, str)} == stored
+    assert sorted(str(o) for o in outcomes if isinstance(o, Refused)) == sorted(
+        f"batch-{n}" for n in range(40) if not (n % 7 and n % 5)
+    )
+    assert set((await session.exec(select(Site.slug))).all()) == stored
 
 
 async def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path: Path) -> None:

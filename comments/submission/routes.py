@@ -19,8 +19,8 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_408_REQUEST_TIMEOUT
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from comments import cors, db, sites
-from comments.errors import CommentsError, FieldError, InvalidInput, error_body, error_responses
+from comments import cors, sites
+from comments.errors import CommentsError, error_body, error_responses
 from comments.models import CommentStatus
 from comments.submission import service
 from comments.submission.schemas import REPLY_REQUEST_BODY, ReplyCreate, ReplyCreated
@@ -156,23 +156,14 @@ async def create_reply(
     data, is_form = await _read_reply(request, read_seconds=state.settings.body_timeout_seconds)
     client = _client(request)
     own_origin = sites.origin_of(state.settings.base_url)
-    site: Site | None = None
-    try:
-        if not data.site.strip():
-            raise InvalidInput([FieldError("site", "The site is missing.")])
-        site = await db.read_sync(db_session, sites.find_site, slug=data.site.strip())
-        # Validate and sanitize (the CPU-heavy part) before taking the writer's lock, so
-        # posts only queue for the database itself.
-        prepared = service.prepare_reply(settings=state.settings, site=site, data=data, client=client)
-        submitted = await service.store_reply(
-            db_session, settings=state.settings, site=site, prepared=prepared, client=client
-        )
-    except CommentsError as exc:
+    submitted = await service.post_reply(db_session, settings=state.settings, data=data, client=client)
+    if isinstance(submitted, service.Refusal):
+        exc, site = submitted.error, submitted.site
         if is_form:
             return _form_error_page(exc, back=_back_link(request, data, site, own_origin))
         headers = cors.cors_headers(client.origin, site.origins if site else [], own_origin=own_origin)
         return Response(error_body(exc), status_code=exc.status_code, headers={**exc.headers, **headers})
-    comment = submitted.comment
+    comment, site = submitted.comment, submitted.site
     log.info(
         "comment %s stored on %s (thread %s) as %s: %s",
         comment.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func
@@ -13,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from comments import db, sanitize, security, sites, spamfilter, threads
-from comments.errors import FieldError, InvalidInput, ThreadClosed
+from comments.errors import CommentsError, FieldError, InvalidInput, ThreadClosed
 from comments.models import Comment, CommentStatus, Thread, ident, utcnow
 from comments.moderation import notifications
 from comments.submission import abuse, rules
@@ -48,10 +49,11 @@ class ClientInfo:
 
 @dataclass(frozen=True)
 class Submitted:
-    """A stored reply and the submitter token that lets its author see it while it is pending."""
+    """A stored reply, its site, and the submitter token that lets its author see it while it is pending."""
 
     comment: Comment
     token: str
+    site: Site
 
     @property
     def message(self) -> str | None:
@@ -77,6 +79,34 @@ class Classified:
     spam_score: float
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a post was refused, and the site it was for (None when unknown).
+
+    The site comes back with a refusal too: the answer still needs its CORS headers and
+    a form post its link back to the article.
+    """
+
+    site: Site | None
+    error: CommentsError
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A post that passed every check made before the writer's lock, ready to store."""
+
+    site: Site
+    prepared: Prepared
+    verdict: Classified
+    ip: str | None
+
+
+class _Refused(Exception):  # internal: carries a Refusal out of a batched write
+    def __init__(self, site: Site | None, error: CommentsError) -> None:
+        super().__init__(str(error))
+        self.refusal = Refusal(site, error)
+
+
 def prepare_reply(*, settings: Settings, site: Site, data: ReplyCreate, client: ClientInfo) -> Prepared:
     """Origin check, field validation and sanitizing: the CPU-bound part of a post, done before any lock.
 
@@ -90,47 +120,44 @@ def prepare_reply(*, settings: Settings, site: Site, data: ReplyCreate, client: 
     return Prepared(reply=reply, html=sanitize.clean(reply.content), honeypot=bool(data.leave_blank.strip()))
 
 
-async def submit_reply(
-    session: AsyncSession, *, settings: Settings, site: Site, data: ReplyCreate, client: ClientInfo
-) -> Submitted:
-    """Store a reader's reply (normally `pending`); a retried Idempotency-Key gets the first answer.
+async def post_reply(
+    session: AsyncSession, *, settings: Settings, data: ReplyCreate, client: ClientInfo
+) -> Submitted | Refusal:
+    """Store a reader's reply (normally `pending`) and announce it; a retried Idempotency-Key gets the first answer.
 
-    Raises:
-        Forbidden: posted from a page of another origin.
-        InvalidInput: any field breaks the Leave-a-Reply rules (all are listed).
-        ThreadClosed: the article takes no more comments.
-        TooManyRequests: flood control or the hourly limit.
-        Duplicate: the same author already said exactly this here.
+    Refusals come back as the outcome, never raised: unknown site (NotFound), another
+    origin (Forbidden), broken Leave-a-Reply rules or a bad parent (InvalidInput, every
+    field listed), closed article (ThreadClosed), flood or hourly limit (TooManyRequests),
+    the same author saying exactly this here again (Duplicate).
     """
-    prepared = prepare_reply(settings=settings, site=site, data=data, client=client)
-    return await store_reply(session, settings=settings, site=site, prepared=prepared, client=client)
-
-
-async def store_reply(
-    session: AsyncSession, *, settings: Settings, site: Site, prepared: Prepared, client: ClientInfo
-) -> Submitted:
-    """The database part of submit_reply: one write transaction, committed here, then the moderators' notice.
-
-    Raises:
-        InvalidInput: the parent is not an approved comment of the thread, or too deep.
-        ThreadClosed: the article takes no more comments.
-        TooManyRequests: flood control or the hourly limit.
-        Duplicate: the same author already said exactly this here.
-    """
-    ip = abuse.anonymize_ip(client.ip)
-    # Reads that need no serializing come first, outside the writer's lock.
-    verdict = await db.read_sync(session, _classify, site=site, prepared=prepared, ip=ip)
-    submitted = await db.write_sync(
-        session, _store, settings=settings, site=site, prepared=prepared, client=client, verdict=verdict, ip=ip
-    )
+    admit = partial(_admit, settings=settings, data=data, client=client)
+    store = partial(_store, settings=settings, client=client)
+    try:
+        submitted = await db.read_then_write(session, admit, store)
+    except _Refused as refused:
+        return refused.refusal
     # A webhook or email, sent by a background task; a no-op unless the comment is pending. The comment
     # is committed by now: a database error while preparing the notice must not turn its 201 into a 500
     # (a retry would then be refused as a duplicate), so it is logged and the notice is skipped.
     try:
-        await notifications.notify_pending(session, site=site, comment=submitted.comment, settings=settings)
+        await notifications.notify_pending(session, site=submitted.site, comment=submitted.comment, settings=settings)
     except SQLAlchemyError:
         log.warning("comment %s stored, but its moderation notice could not be prepared", submitted.comment.id)
     return submitted
+
+
+def _admit(session: Session, *, settings: Settings, data: ReplyCreate, client: ClientInfo) -> _Admitted:
+    """Everything before the writer's lock: the site, validation and sanitizing, the spam filter and rules."""
+    site: Site | None = None
+    try:
+        if not data.site.strip():
+            raise InvalidInput([FieldError("site", "The site is missing.")])
+        site = sites.find_site(session, slug=data.site.strip())
+        prepared = prepare_reply(settings=settings, site=site, data=data, client=client)
+        ip = abuse.anonymize_ip(client.ip)
+        return _Admitted(site, prepared, _classify(session, site=site, prepared=prepared, ip=ip), ip)
+    except CommentsError as exc:
+        raise _Refused(site, exc) from exc
 
 
 def _classify(session: Session, *, site: Site, prepared: Prepared, ip: str | None) -> Classified:
@@ -149,16 +176,16 @@ def _classify(session: Session, *, site: Site, prepared: Prepared, ip: str | Non
     return Classified(status, reason, verdict.score)
 
 
-def _store(
-    session: Session,
-    *,
-    settings: Settings,
-    site: Site,
-    prepared: Prepared,
-    client: ClientInfo,
-    verdict: Classified,
-    ip: str | None,
-) -> Submitted:
+def _store(session: Session, admitted: _Admitted, *, settings: Settings, client: ClientInfo) -> Submitted:
+    """The post's write, in its own savepoint of a batch; a refusal rolls it back and carries the site out."""
+    try:
+        return _insert(session, admitted, settings=settings, client=client)
+    except CommentsError as exc:
+        raise _Refused(admitted.site, exc) from exc
+
+
+def _insert(session: Session, admitted: _Admitted, *, settings: Settings, client: ClientInfo) -> Submitted:
+    site, prepared, verdict, ip = admitted.site, admitted.prepared, admitted.verdict, admitted.ip
     reply = prepared.reply
     site_id = ident(site)
     _serialize_thread(session, site_id=site_id, key=reply.thread)
@@ -169,7 +196,7 @@ def _store(
             select(Comment).where(col(Comment.site_id) == site_id, col(Comment.idempotency_key) == idempotency)
         ).first()
         if earlier is not None:
-            return Submitted(earlier, token)
+            return Submitted(earlier, token, site)
 
     thread = _get_or_create_thread(session, site_id=site_id, reply=reply)
     if not thread.is_open:
@@ -205,7 +232,7 @@ def _store(
     if verdict.status == CommentStatus.approved:
         recount_thread(session, ident(thread))
     session.flush()
-    return Submitted(comment, token)
+    return Submitted(comment, token, site)
 
 
 def _serialize_thread(session: Session, *, site_id: int, key: str) -> None:
