@@ -29,7 +29,7 @@ from sqlmodel import col, select
 
 from comments import db, migrations, sites
 from comments.config import Settings
-from comments.models import CommentStatus, Site
+from comments.models import Comment, CommentStatus, Site
 from comments.submission import service as submission
 from comments.submission.schemas import ReplyCreate
 from comments.threads import refresh_thread
@@ -78,9 +78,9 @@ async def seed(url: str, seed_path: Path, origins: list[str]) -> int:
                     stored = await submission.post_reply(session, settings=settings, data=reply, client=client)
                     if isinstance(stored, submission.Refusal):
                         sys.exit(f"seed comment {total} was refused: {stored.error}")
-                    comment = stored.comment
                     # What a moderator's approval does: status and the thread's count/version, one transaction.
                     await db.begin_write(session)
+                    comment = await session.get_one(Comment, stored.comment.id)
                     comment.status = CommentStatus.approved
                     session.add(comment)
                     await session.flush()
