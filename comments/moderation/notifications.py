@@ -4,8 +4,8 @@ How the submission service calls it, once the new comment's transaction has comm
 
     from comments.moderation import notifications
 
-    submitted = await db.write_sync(session, _store, ...)  # commits
-    await notifications.notify_pending(session, site=site, comment=submitted.comment, settings=settings)
+    submitted = await db.read_then_write(session, admit, store)  # committed when it returns
+    await notifications.notify_pending(session, site=submitted.site, comment=submitted.comment, settings=settings)
 
 It does nothing for a comment that is not `pending`. Otherwise it reads what the messages need
 and starts an asyncio task, so the reader's response never waits for a webhook or a mail
