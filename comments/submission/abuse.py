@@ -137,8 +137,7 @@ def check_duplicate(session: Session, *, thread_id: int, email: str, content: st
     Raises:
         Duplicate: it was already said.
     """
-    found = session.exec(
-        _SAME_TEXT, params={"thread_id": thread_id, "digest": text_digest(content), "email": email, "content": content}
-    ).first()
+    params = {"thread_id": thread_id, "digest": text_digest(content), "email": email, "content": content}
+    found = session.connection().execute(_SAME_TEXT, params).first()  # Core: no ORM objects to load
     if found is not None:
         raise Duplicate(DUPLICATE_MESSAGE)

@@ -95,12 +95,12 @@ class Refusal:
 
 @dataclass(frozen=True)
 class _Admitted:
-    """A post that passed every check made before the writer's lock, ready to store."""
+    """A post that passed every check made before the writer's lock, its comment built but not yet placed."""
 
     site: Site
-    prepared: Prepared
-    verdict: Classified
-    ip: str | None
+    reply: CleanReply
+    comment: Comment
+    token: str
 
 
 class _Refused(Exception):  # internal: carries a Refusal out of a batched write
@@ -157,9 +157,48 @@ def _admit(session: Session, *, settings: Settings, data: ReplyCreate, client: C
         site = _site(session, slug=data.site.strip())
         prepared = prepare_reply(settings=settings, site=site, data=data, client=client)
         ip = abuse.anonymize_ip(client.ip)
-        return _Admitted(site, prepared, _classify(session, site=site, prepared=prepared, ip=ip), ip)
+        verdict = _classify(session, site=site, prepared=prepared, ip=ip)
+        token = _submitter_token(settings, site, client)
+        comment = _draft(prepared, verdict, site=site, settings=settings, client=client, token=token, ip=ip)
+        return _Admitted(site, prepared.reply, comment, token)
     except CommentsError as exc:
         raise _Refused(site, exc) from exc
+
+
+def _draft(
+    prepared: Prepared,
+    verdict: Classified,
+    *,
+    site: Site,
+    settings: Settings,
+    client: ClientInfo,
+    token: str,
+    ip: str | None,
+) -> Comment:
+    """The new comment as far as it is known before the writer's lock; _insert places it in its thread.
+
+    Built here, outside the lock, because building a SQLModel object costs more than storing it.
+
+    Raises:
+        InvalidInput: the Idempotency-Key is too long.
+    """
+    reply = prepared.reply
+    return Comment(
+        site_id=ident(site),
+        thread_id=0,  # set by _insert, once the thread exists
+        status=verdict.status,
+        reason=verdict.reason,
+        spam_score=round(verdict.spam_score, 4),
+        author_name=reply.name,
+        author_email=reply.email,
+        author_url=reply.url,
+        content_raw=reply.content,
+        content_html=prepared.html,
+        ip=ip,
+        user_agent=(client.user_agent or "").replace("\x00", "")[:500] or None,
+        submitter_hash=security.token_hash(token),
+        idempotency_key=_idempotency_hash(settings, site, client.idempotency_key),
+    )
 
 
 def _site(session: Session, *, slug: str) -> Site:
@@ -195,18 +234,17 @@ def _store(session: Session, admitted: _Admitted, *, settings: Settings, client:
 
 
 def _insert(session: Session, admitted: _Admitted, *, settings: Settings, client: ClientInfo) -> Submitted:
-    site, prepared, verdict, ip = admitted.site, admitted.prepared, admitted.verdict, admitted.ip
-    reply = prepared.reply
+    site, reply, comment = admitted.site, admitted.reply, admitted.comment
     site_id = ident(site)
     _serialize_thread(session, site_id=site_id, key=reply.thread)
-    idempotency = _idempotency_hash(settings, site, client.idempotency_key)
-    token = _submitter_token(settings, site, client)
-    if idempotency is not None:
+    if comment.idempotency_key is not None:
         earlier = session.exec(
-            select(Comment).where(col(Comment.site_id) == site_id, col(Comment.idempotency_key) == idempotency)
+            select(Comment).where(
+                col(Comment.site_id) == site_id, col(Comment.idempotency_key) == comment.idempotency_key
+            )
         ).first()
         if earlier is not None:
-            return Submitted(earlier, token, site)
+            return Submitted(earlier, admitted.token, site)
 
     thread = _get_or_create_thread(session, site_id=site_id, reply=reply)
     if not thread.is_open:
@@ -215,31 +253,16 @@ def _insert(session: Session, admitted: _Admitted, *, settings: Settings, client
     abuse.check_rate(session, settings=settings, site_id=site_id, ip=client.ip, email=reply.email)
     abuse.check_duplicate(session, thread_id=ident(thread), email=reply.email, content=reply.content)
 
-    comment = Comment(
-        site_id=site_id,
-        thread_id=ident(thread),
-        parent_id=parent.id if parent else None,
-        depth=parent.depth + 1 if parent else 0,
-        root_id=parent.root_id if parent else None,
-        status=verdict.status,
-        reason=verdict.reason,
-        spam_score=round(verdict.spam_score, 4),
-        author_name=reply.name,
-        author_email=reply.email,
-        author_url=reply.url,
-        content_raw=reply.content,
-        content_html=prepared.html,
-        ip=ip,
-        user_agent=(client.user_agent or "").replace("\x00", "")[:500] or None,
-        submitter_hash=security.token_hash(token),
-        idempotency_key=idempotency,
-    )
+    comment.thread_id = ident(thread)
+    if parent is not None:
+        comment.parent_id, comment.depth, comment.root_id = parent.id, parent.depth + 1, parent.root_id
+    comment.created_at = comment.updated_at = utcnow()  # when it is stored: times follow commit order
     _insert_comment(session, comment)
     abuse.record_post(session, settings=settings, ip=client.ip)
-    if verdict.status == CommentStatus.approved:
+    if comment.status == CommentStatus.approved:
         recount_thread(session, ident(thread))
     session.flush()
-    return Submitted(comment, token, site)
+    return Submitted(comment, admitted.token, site)
 
 
 _COMMENT: Any = Comment.__table__  # type: ignore[attr-defined]
