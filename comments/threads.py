@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlmodel import col, delete, func, select, update
 
@@ -175,20 +176,41 @@ def needs_site_params(raw: str) -> bool:
 
 
 # Built once (constructing a statement costs more than running it on the write path).
-_BY_KEY = select(Thread).where(col(Thread.site_id) == bindparam("site_id"), col(Thread.key) == bindparam("key"))
 _ALIAS_OF = select(ThreadAlias.thread_id).where(
     col(ThreadAlias.site_id) == bindparam("site_id"), col(ThreadAlias.key) == bindparam("key")
 )
 
 
-def find_thread(session: Session, *, site_id: int, key: str) -> Thread | None:
+class ThreadRef(NamedTuple):
+    """What posting needs of a thread, read as one row instead of an ORM object."""
+
+    id: int
+    is_open: bool
+    title: str | None
+    url: str | None
+
+
+_THREAD: Any = Thread.__table__  # type: ignore[attr-defined]
+_REF = sa.select(_THREAD.c.id, _THREAD.c.is_open, _THREAD.c.title, _THREAD.c.url)
+_REF_BY_KEY = _REF.where(_THREAD.c.site_id == bindparam("site_id"), _THREAD.c.key == bindparam("key"))
+_REF_BY_ID = _REF.where(_THREAD.c.id == bindparam("thread_id"))
+
+
+def find_thread_ref(session: Session, *, site_id: int, key: str) -> ThreadRef | None:
     """The thread with this canonical key, or the one it was merged into (synchronous: see db.run_sync)."""
     where = {"site_id": site_id, "key": key}
-    thread = session.exec(_BY_KEY, params=where).first()
-    if thread is not None:
-        return thread
-    alias = session.exec(_ALIAS_OF, params=where).first()
-    return None if alias is None else session.get(Thread, alias)
+    connection = session.connection()
+    row = connection.execute(_REF_BY_KEY, where).first()
+    if row is None:
+        alias = connection.execute(_ALIAS_OF, where).first()
+        row = None if alias is None else connection.execute(_REF_BY_ID, {"thread_id": alias[0]}).first()
+    return None if row is None else ThreadRef(*row)
+
+
+def find_thread(session: Session, *, site_id: int, key: str) -> Thread | None:
+    """find_thread_ref(), loaded as the ORM object."""
+    ref = find_thread_ref(session, site_id=site_id, key=key)
+    return None if ref is None else session.get(Thread, ref.id)
 
 
 async def rebuild_tree(session: AsyncSession, thread_id: int) -> None:

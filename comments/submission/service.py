@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 
 from comments import db, sanitize, security, sites, spamfilter, threads
 from comments.errors import CommentsError, FieldError, InvalidInput, ThreadClosed
@@ -20,7 +20,7 @@ from comments.models import Comment, CommentStatus, Thread, ident, utcnow
 from comments.moderation import notifications
 from comments.submission import abuse, rules
 from comments.submission.validation import validate_reply
-from comments.threads import recount_thread
+from comments.threads import ThreadRef, recount_thread
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -251,16 +251,16 @@ def _insert(session: Session, admitted: _Admitted, *, settings: Settings, client
         raise ThreadClosed("Comments are closed on this article.")
     parent = _check_parent(session, site=site, thread=thread, parent_id=reply.parent_id)
     abuse.check_rate(session, settings=settings, site_id=site_id, ip=client.ip, email=reply.email)
-    abuse.check_duplicate(session, thread_id=ident(thread), email=reply.email, content=reply.content)
+    abuse.check_duplicate(session, thread_id=thread.id, email=reply.email, content=reply.content)
 
-    comment.thread_id = ident(thread)
+    comment.thread_id = thread.id
     if parent is not None:
         comment.parent_id, comment.depth, comment.root_id = parent.id, parent.depth + 1, parent.root_id
     comment.created_at = comment.updated_at = utcnow()  # when it is stored: times follow commit order
     _insert_comment(session, comment)
     abuse.record_post(session, settings=settings, ip=client.ip)
     if comment.status == CommentStatus.approved:
-        recount_thread(session, ident(thread))
+        recount_thread(session, thread.id)
     session.flush()
     return Submitted(comment, admitted.token, site)
 
@@ -317,12 +317,13 @@ def _submitter_token(settings: Settings, site: Site, client: ClientInfo) -> str:
     return security.new_token()
 
 
-def _get_or_create_thread(session: Session, *, site_id: int, reply: CleanReply) -> Thread:
+def _get_or_create_thread(session: Session, *, site_id: int, reply: CleanReply) -> ThreadRef:
     """The thread of this article (or the one it was merged into), created by its first comment.
 
-    Race-free without an error path: insert-or-ignore, then read.
+    Race-free without an error path: insert-or-ignore, then read. A title or URL the
+    thread still lacks is taken from the post.
     """
-    thread = threads.find_thread(session, site_id=site_id, key=reply.thread)
+    thread = threads.find_thread_ref(session, site_id=site_id, key=reply.thread)
     if thread is None:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         session.exec(
@@ -339,17 +340,16 @@ def _get_or_create_thread(session: Session, *, site_id: int, reply: CleanReply) 
             )
             .on_conflict_do_nothing(index_elements=["site_id", "key"])
         )
-        thread = session.exec(
-            select(Thread).where(col(Thread.site_id) == site_id, col(Thread.key) == reply.thread)
-        ).one()
-    if thread.title is None and reply.thread_title:
-        thread.title = reply.thread_title
-    if thread.url is None and reply.thread_url:
-        thread.url = reply.thread_url
+        thread = threads.find_thread_ref(session, site_id=site_id, key=reply.thread)
+        if thread is None:
+            raise RuntimeError(f"thread {reply.thread!r} was neither found nor created")
+    offered = {"title": reply.thread_title, "url": reply.thread_url}
+    if fill := {name: value for name, value in offered.items() if value and getattr(thread, name) is None}:
+        session.exec(update(Thread).where(col(Thread.id) == thread.id).values(**fill))
     return thread
 
 
-def _check_parent(session: Session, *, site: Site, thread: Thread, parent_id: int | None) -> Comment | None:
+def _check_parent(session: Session, *, site: Site, thread: ThreadRef, parent_id: int | None) -> Comment | None:
     """A reply's parent must be an approved comment of the same thread, above the site's depth cap."""
     if parent_id is None:
         return None

@@ -171,6 +171,21 @@ async def test_first_comment_creates_the_thread_with_title_and_url(session: Asyn
     )
 
 
+async def test_a_later_comment_fills_in_a_missing_title_and_url_but_never_replaces_them(
+    session: AsyncSession, make_client: Any
+) -> None:
+    await make_site(session)
+    article = "https://blog.example.org/2026/11/article"
+    async with make_client(flood_seconds=0) as client:
+        assert (await client.post("/api/comments", json=reply_body(content="First."))).status_code == 201
+        filled = reply_body(content="Second.", thread_title="Title", thread_url=article)
+        assert (await client.post("/api/comments", json=filled)).status_code == 201
+        other = reply_body(content="Third.", thread_title="Other", thread_url=f"{article}?x=1")
+        assert (await client.post("/api/comments", json=other)).status_code == 201
+    thread = (await session.exec(select(Thread))).one()
+    assert (thread.title, thread.url) == ("Title", article)
+
+
 async def test_thread_url_must_be_on_the_site_origins(session: AsyncSession, client: Any) -> None:
     await make_site(session)
     response = await client.post("/api/comments", json=reply_body(thread_url="https://evil.example/phish"))
