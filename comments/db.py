@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import threading
 import warnings
 import weakref
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from sqlmodel import Session, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Iterable
 
     from sqlalchemy.orm import Session as OrmSession
 
@@ -276,10 +277,14 @@ class WriteBatcher:
     Every transaction costs a thread hand-off, a session, BEGIN IMMEDIATE, COMMIT and a
     turn at the writer gate, and the writing thread competes for the GIL with its own
     event loop while it holds the database lock. Under load most of that was the cost of
-    a post. So writes queue here; one worker thread at a time takes all that are
-    waiting, runs their reads (outside the database lock), then their writes in one
-    transaction, each in its own savepoint so a refused write leaves no trace, and
-    commits once. Nobody hears "done" before that commit.
+    a post. So writes queue here and go through two stages, each one worker thread at a
+    time: the reads of all waiting jobs (site, validation, sanitizing, spam score: no
+    lock), then their writes in one transaction, each in its own savepoint so a refused
+    write leaves no trace, committed once. Nobody hears "done" before that commit.
+
+    The stages overlap: while one batch waits for the database lock (another process is
+    writing), the next batch's reads run. They pause while this process holds the lock,
+    so the locked section does not also wait for the GIL they would hold.
     """
 
     def __init__(self, sync: Engine, gate: WriterGate) -> None:
@@ -287,60 +292,83 @@ class WriteBatcher:
         self._writer = sync.execution_options(sqlite_write=True)  # BEGIN IMMEDIATE
         self._gate = gate
         self._waiting: list[_Job] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._staged: list[_Job] = []
+        self._reading: asyncio.Task[None] | None = None
+        self._writing: asyncio.Task[None] | None = None
+        self._lock_free = threading.Event()
+        self._lock_free.set()
 
     async def run(self, read: Callable[[Session], R], write: Callable[[Session, R], T]) -> T:
         """Queue one read-then-write and wait until it is committed (or refused)."""
         job = _Job(read, write, asyncio.get_running_loop().create_future())
         self._waiting.append(job)
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read_all())
         # Shielded: a client that goes away does not take its post, or the batch, with it.
         return cast("T", await asyncio.shield(job.future))
 
-    async def _drain(self) -> None:
+    async def _read_all(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            try:
+                await anyio.to_thread.run_sync(self._read, batch)
+            except BaseException as exc:  # the thread itself failed
+                for job in batch:
+                    job.error = job.error or exc
+            _settle(job for job in batch if job.error is not None)
+            self._staged.extend(job for job in batch if job.error is None)
+            if self._writing is None or self._writing.done():
+                self._writing = asyncio.create_task(self._write_all())
+
+    async def _write_all(self) -> None:
+        while self._staged:
+            batch, self._staged = self._staged[:MAX_BATCH], self._staged[MAX_BATCH:]
             await self._gate.acquire_process()
             try:
-                await anyio.to_thread.run_sync(self._run, batch)
+                await anyio.to_thread.run_sync(self._write, batch)
             except BaseException as exc:  # the thread itself failed: nothing was committed
                 for job in batch:
                     job.error = exc
             finally:
                 self._gate.release_process()
-            for job in batch:
-                if job.error is not None:
-                    job.future.set_exception(job.error)
-                else:
-                    job.future.set_result(job.result)
+            _settle(batch)
 
-    def _run(self, batch: list[_Job]) -> None:
+    def _read(self, batch: list[_Job]) -> None:
         with Session(self._reader) as reading:
             for job in batch:
+                self._lock_free.wait()
                 try:
                     job.staged = job.read(reading)
                 except Exception as exc:  # it belongs to that job's caller
                     job.error = exc
-        ready = [job for job in batch if job.error is None]
-        if not ready:
-            return
+
+    def _write(self, batch: list[_Job]) -> None:
         # The database lock is taken and given back in this thread: another process's writer
         # gets in the moment this batch commits, not when this process's event loop next runs.
         self._gate.lock_database()
+        self._lock_free.clear()
         try:
             with Session(self._writer, expire_on_commit=False) as writing, writing.begin():
-                for job in ready:
+                for job in batch:
                     try:
                         with writing.begin_nested():
                             job.result = job.write(writing, job.staged)
                     except Exception as exc:  # rolled back to its savepoint; the others go on
                         job.error = exc
         except Exception as exc:  # the commit failed: none of the batch is stored
-            for job in ready:
+            for job in batch:
                 job.error = job.error or exc
         finally:
             self._gate.unlock_database()
+            self._lock_free.set()
+
+
+def _settle(jobs: Iterable[_Job]) -> None:
+    for job in jobs:
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
