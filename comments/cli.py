@@ -17,8 +17,9 @@ import msgspec
 import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from uvicorn.supervisors import Multiprocess
 
-from comments import db, maintenance, migrations, sites, threads
+from comments import db, listening, maintenance, migrations, sites, threads
 from comments.config import Settings
 from comments.errors import CommentsError
 from comments.export import privacy
@@ -28,6 +29,7 @@ from comments.models import CommentStatus, Role, ident
 from comments.moderation import accounts
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Awaitable, Callable, Coroutine
     from datetime import datetime
 
@@ -140,7 +142,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     click.echo(f"comments: demo article at {base}/demo, admin at {base}/admin, API docs at {base}/schema")
     click.echo(f"ready to start after {time.monotonic() - started:.2f}s; serving on http://{host}:{port}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
+    config = uvicorn.Config(
         "comments.app:create_app",
         factory=True,
         host=host,
@@ -152,6 +154,15 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
         log_level="info",
         **SERVER_LIMITS,
     )
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    try:
+        # Each worker listens on a socket of its own: comments/listening.py says why.
+        sockets: list[socket.socket] = [listening.reuse_port_socket(host, port)]
+    except listening.AddressInUse as exc:
+        raise click.ClickException(f"{exc.strerror} (is another server running there?)") from exc
+    Multiprocess(config, sockets=sockets).run()
 
 
 def _limit_malloc_arenas() -> None:
