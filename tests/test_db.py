@@ -113,3 +113,24 @@ async def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path: 
             assert await db.write_sync(session, other_writer_can_start) is False
     finally:
         await engine.dispose()
+
+
+async def test_a_queued_write_is_committed_even_when_its_caller_goes_away(tmp_path: Path) -> None:
+    """A reader whose connection drops while the post waits in a batch still has it stored (SQLite)."""
+    settings = make_settings("sqlite", tmp_path)
+    await migrations.upgrade_to_head(settings)
+    engine = db.create_engine(settings)
+    try:
+        async with db.session_maker(engine)() as session, db.session_maker(engine)() as other:
+            caller = asyncio.create_task(db.write_sync(session, _add_site, "left-early", fail=False))
+            stayed = asyncio.create_task(db.write_sync(other, _add_site, "stayed", fail=False))
+            await asyncio.sleep(0)  # both queued in this process's batch
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            # The batch goes on: the other writer gets its answer, and both rows are stored.
+            assert await asyncio.wait_for(stayed, timeout=10) == "stayed"
+        async with db.session_maker(engine)() as session:
+            assert sorted((await session.exec(select(Site.slug))).all()) == ["left-early", "stayed"]
+    finally:
+        await engine.dispose()
