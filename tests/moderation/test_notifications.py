@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from comments.config import Settings
@@ -188,3 +189,29 @@ async def test_a_reader_reply_triggers_the_webhook(
     await notifications.drain()
     assert len(hook.calls) == 1
     assert json.loads(hook.calls[0][1])["comment"]["comment_id"] == response.json()["comment"]["id"]
+
+
+async def test_a_stored_post_keeps_its_201_when_its_notice_cannot_be_prepared(
+    session: AsyncSession, make_client: Any, world: World, hook: Hook, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The comment is committed before the moderators' notice is prepared; a database error there
+    must not turn the answer into a 500 (a retry would then be refused as a duplicate)."""
+    world.alpha.webhook_url = hook.url
+    session.add(world.alpha)
+    await session.commit()
+    # A real failure of the member lookup: its table is gone while the post is made.
+    await session.exec(text("ALTER TABLE membership RENAME TO membership_away"))  # type: ignore[call-overload]
+    await session.commit()
+    try:
+        async with make_client(smtp_host="127.0.0.1") as client:
+            body = {"site": "alpha", "thread": "/post-1", "content": "Hold", "name": "Rea", "email": "rea@example.org"}
+            response = await client.post("/api/comments", json=body)
+    finally:
+        await session.exec(text("ALTER TABLE membership_away RENAME TO membership"))  # type: ignore[call-overload]
+        await session.commit()
+    assert response.status_code == 201, response.text
+    stored = await session.get_one(Comment, response.json()["comment"]["id"])
+    assert (stored.status, stored.content_raw) == (CommentStatus.pending, "Hold")
+    assert f"comment {stored.id} stored, but its moderation notice could not be prepared" in caplog.text
+    await notifications.drain()
+    assert hook.calls == []
