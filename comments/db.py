@@ -57,7 +57,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
         if database and database != ":memory:":
             _WRITER_GATES[engine.sync_engine] = WriterGate(f"{database}-writer.lock")
             sync = _sync_engine(engine, database)
-            _SYNC_ENGINES[engine.sync_engine] = sync
             _BATCHERS[engine.sync_engine] = WriteBatcher(sync, _WRITER_GATES[engine.sync_engine])
         return engine
     return create_async_engine(
@@ -198,7 +197,6 @@ def _sync_engine(engine: AsyncEngine, database: str) -> Engine:
     return sync
 
 
-_SYNC_ENGINES: weakref.WeakKeyDictionary[Any, Engine] = weakref.WeakKeyDictionary()
 _BATCHERS: weakref.WeakKeyDictionary[Any, WriteBatcher] = weakref.WeakKeyDictionary()
 
 
@@ -209,37 +207,6 @@ async def run_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **kw
         return fn(cast("Session", sync_session), *args, **kwargs)
 
     return await session.run_sync(call)
-
-
-async def read_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run `fn(sync_session, ...)` as a read; what it returns stays loaded (detached on SQLite).
-
-    On a SQLite file it runs in a worker thread on a synchronous connection: one hand-off
-    instead of three through aiosqlite (BEGIN, SELECT, ROLLBACK). Elsewhere it runs on
-    `session`, whose transaction stays open for what follows.
-    """
-    sync = _SYNC_ENGINES.get(session.get_bind())
-    if sync is None:
-        return await run_sync(session, fn, *args, **kwargs)
-
-    def read() -> T:
-        with Session(sync) as sync_session:
-            return fn(sync_session, *args, **kwargs)
-
-    return await anyio.to_thread.run_sync(read)
-
-
-async def write_sync(session: AsyncSession, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run `fn(sync_session, ...)` as one all-or-nothing write and commit it; an exception undoes it."""
-
-    def write(sync_session: Session, _staged: None) -> T:
-        return fn(sync_session, *args, **kwargs)
-
-    return await read_then_write(session, _read_nothing, write)
-
-
-def _read_nothing(_session: Session) -> None:
-    return None
 
 
 async def read_then_write(session: AsyncSession, read: Callable[[Session], R], write: Callable[[Session, R], T]) -> T:

@@ -61,5 +61,4 @@ def _bind(family: int, address: Any) -> ReusePortSocket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(address)
-    sock.set_inheritable(True)
     return sock

@@ -53,7 +53,7 @@ async def get_site(session: AsyncSession, *, slug: str) -> Site:
 
 
 def find_site(session: Session, *, slug: str) -> Site:
-    """get_site() for synchronous callers (db.read_sync, db.write_sync).
+    """get_site() for synchronous callers (db.run_sync, db.read_then_write).
 
     Raises:
         NotFound: no such site.

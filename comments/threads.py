@@ -85,7 +85,7 @@ async def refresh_thread(session: AsyncSession, thread_id: int) -> None:
 
 
 def recount_thread(session: Session, thread_id: int) -> None:
-    """refresh_thread() inside a synchronous write transaction (db.write_sync)."""
+    """refresh_thread() inside a synchronous write transaction (db.read_then_write)."""
     rows = session.exec(
         select(Comment.id, Comment.parent_id, Comment.status).where(col(Comment.thread_id) == thread_id)
     ).all()

@@ -37,20 +37,25 @@ class Refused(Exception):
     pass
 
 
-def _rename(session: Session, *, site_id: int, name: str, then_fail: bool) -> str:
+def _nothing(_session: Session) -> None:
+    return None
+
+
+def _rename(session: Session, _staged: None, *, site_id: int, name: str, then_fail: bool) -> str:
     session.exec(update(Site).where(col(Site.id) == site_id).values(name=name))
     if then_fail:
         raise Refused(name)
     return name
 
 
-async def test_write_sync_commits_all_or_nothing_and_lets_the_next_writer_in(session: AsyncSession) -> None:
+async def test_a_write_commits_all_or_nothing_and_lets_the_next_writer_in(session: AsyncSession) -> None:
     site = await make_site(session)
     site_id = ident(site)
     with pytest.raises(Refused):
-        await db.write_sync(session, _rename, site_id=site_id, name="half", then_fail=True)
+        await db.read_then_write(session, _nothing, partial(_rename, site_id=site_id, name="half", then_fail=True))
     # The failed transaction was rolled back and left the writer gate open: the next one goes through.
-    assert await db.write_sync(session, _rename, site_id=site_id, name="whole", then_fail=False) == "whole"
+    whole = partial(_rename, site_id=site_id, name="whole", then_fail=False)
+    assert await db.read_then_write(session, _nothing, whole) == "whole"
     await session.rollback()
     assert (await session.exec(select(Site.name).where(col(Site.id) == site_id))).one() == "whole"
 
@@ -95,7 +100,7 @@ async def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path: 
     engine = db.create_engine(settings)
     path = make_url(settings.resolved_database_url).database
 
-    def other_writer_can_start(sync: Session) -> bool:
+    def other_writer_can_start(sync: Session, _staged: None) -> bool:
         sync.connection()  # the transaction begins, before any statement of ours
         # A deferred BEGIN would not hold the lock yet; IMMEDIATE does.
         other = sqlite3.connect(str(path), timeout=0, isolation_level=None)
@@ -110,7 +115,7 @@ async def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path: 
 
     try:
         async with db.session_maker(engine)() as session:
-            assert await db.write_sync(session, other_writer_can_start) is False
+            assert await db.read_then_write(session, _nothing, other_writer_can_start) is False
     finally:
         await engine.dispose()
 
@@ -122,8 +127,9 @@ async def test_a_queued_write_is_committed_even_when_its_caller_goes_away(tmp_pa
     engine = db.create_engine(settings)
     try:
         async with db.session_maker(engine)() as session, db.session_maker(engine)() as other:
-            caller = asyncio.create_task(db.write_sync(session, _add_site, "left-early", fail=False))
-            stayed = asyncio.create_task(db.write_sync(other, _add_site, "stayed", fail=False))
+            add = partial(_add_site, fail=False)
+            caller = asyncio.create_task(db.read_then_write(session, _stage("left-early", fail=False), add))
+            stayed = asyncio.create_task(db.read_then_write(other, _stage("stayed", fail=False), add))
             await asyncio.sleep(0)  # both queued in this process's batch
             caller.cancel()
             with pytest.raises(asyncio.CancelledError):
