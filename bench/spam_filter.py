@@ -163,10 +163,11 @@ async def main(size: int, seed: int) -> None:
             truth, predicted, costs = [], [], []
             trained = False
             async with db.session_maker(engine)() as session:
+                model = await session.run_sync(spamfilter.load_model, site_id=site_id)
                 for is_spam, (name, email, url, text) in test:
                     started = time.perf_counter()
                     tokens = spamfilter.features(name=name, email=email, url=url, content=text)
-                    verdict = await session.run_sync(spamfilter.score, site_id=site_id, tokens=tokens)
+                    verdict = await session.run_sync(spamfilter.score, model=model, tokens=tokens)
                     costs.append((time.perf_counter() - started) * 1000)
                     status, _ = spamfilter.decide(site, verdict, CommentStatus.pending, "manual_approval")
                     truth.append(is_spam)

@@ -105,7 +105,8 @@ async def test_the_model_survives_a_restart(session: AsyncSession, engine: Async
     try:
         async with db.session_maker(fresh)() as other:
             site_id = (await other.exec(select(SpamModel))).one().site_id
-            verdict = await other.run_sync(spamfilter.score, site_id=site_id, tokens=tokens)
+            model = await other.run_sync(spamfilter.load_model, site_id=site_id)
+            verdict = await other.run_sync(spamfilter.score, model=model, tokens=tokens)
     finally:
         await fresh.dispose()
     assert verdict.trained

@@ -6,7 +6,7 @@ import logging
 import zlib
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import func
@@ -23,6 +23,8 @@ from comments.submission.validation import validate_reply
 from comments.threads import ThreadRef, recount_thread
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlmodel import Session
     from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,7 +37,8 @@ log = logging.getLogger("comments")
 PENDING_MESSAGE = "Your comment is awaiting moderation."
 MAX_IDEMPOTENCY_KEY = 200
 MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; larger ones cannot exist
-_SITES_READ = "comments.sites_read"
+_READ_ONCE = "comments.read_once"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -203,17 +206,28 @@ def _draft(
 
 def _site(session: Session, *, slug: str) -> Site:
     """find_site, once per read transaction: the posts of a batch are mostly for one site."""
-    known: dict[str, Site] = session.info.setdefault(_SITES_READ, {})
-    if slug not in known:
-        known[slug] = sites.find_site(session, slug=slug)
-    return known[slug]
+    return _once_per_read(session, ("site", slug), lambda: sites.find_site(session, slug=slug))
+
+
+def _spam_model(session: Session, *, site: Site) -> spamfilter.Model:
+    """The site's spam model totals, once per read transaction like the site."""
+    site_id = ident(site)
+    return _once_per_read(session, ("spam_model", site_id), lambda: spamfilter.load_model(session, site_id=site_id))
+
+
+def _once_per_read(session: Session, key: tuple[str, object], load: Callable[[], T]) -> T:
+    """What `load` returns, read once per read transaction (one snapshot, so it cannot change under a batch)."""
+    known: dict[tuple[str, object], Any] = session.info.setdefault(_READ_ONCE, {})
+    if key not in known:
+        known[key] = load()
+    return cast("T", known[key])
 
 
 def _classify(session: Session, *, site: Site, prepared: Prepared, ip: str | None) -> Classified:
     """The status a new comment gets: honeypot, the site's rules, then the spam filter."""
     reply = prepared.reply
     tokens = spamfilter.features(name=reply.name, email=reply.email, url=reply.url, content=reply.content)
-    verdict = spamfilter.score(session, site_id=ident(site), tokens=tokens)
+    verdict = spamfilter.score(session, model=_spam_model(session, site=site), tokens=tokens)
     if prepared.honeypot:
         # A honeypot hit is kept as spam (nothing accepted is dropped) and answered like any pending reply.
         return Classified(CommentStatus.spam, "honeypot", verdict.score)
