@@ -38,6 +38,7 @@ PENDING_MESSAGE = "Your comment is awaiting moderation."
 MAX_IDEMPOTENCY_KEY = 200
 MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; larger ones cannot exist
 _READ_ONCE = "comments.read_once"
+_THREADS_SEEN = "comments.threads_seen"
 T = TypeVar("T")
 
 
@@ -335,10 +336,18 @@ def _get_or_create_thread(session: Session, *, site_id: int, reply: CleanReply) 
     """The thread of this article (or the one it was merged into), created by its first comment.
 
     Race-free without an error path: insert-or-ignore, then read. A title or URL the
-    thread still lacks is taken from the post.
+    thread still lacks is taken from the post. The posts of one write transaction look a
+    thread up once: nobody else can change it meanwhile (SQLite lets one writer in at a time,
+    PostgreSQL's writers of a thread queue on its advisory lock), and a post of the batch that
+    is undone can only undo what it wrote itself, so only threads that were there before it
+    are remembered.
     """
-    thread = threads.find_thread_ref(session, site_id=site_id, key=reply.thread)
-    if thread is None:
+    seen: dict[tuple[int, str], ThreadRef] = session.info.setdefault(_THREADS_SEEN, {})
+    key = (site_id, reply.thread)
+    thread = seen.get(key) or threads.find_thread_ref(session, site_id=site_id, key=reply.thread)
+    if thread is not None:
+        seen[key] = thread
+    else:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         session.exec(
             insert(Thread)
@@ -359,6 +368,7 @@ def _get_or_create_thread(session: Session, *, site_id: int, reply: CleanReply) 
             raise RuntimeError(f"thread {reply.thread!r} was neither found nor created")
     offered = {"title": reply.thread_title, "url": reply.thread_url}
     if fill := {name: value for name, value in offered.items() if value and getattr(thread, name) is None}:
+        seen.pop(key, None)  # the fill is this post's own write, and may still be undone
         session.exec(update(Thread).where(col(Thread.id) == thread.id).values(**fill))
     return thread
 
