@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio.to_thread
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -22,6 +24,7 @@ from sqlmodel import Session, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import AsyncIterator, Callable, Iterable
 
     from sqlalchemy.orm import Session as OrmSession
@@ -182,6 +185,36 @@ async def begin_write(session: AsyncSession) -> None:
         raise
 
 
+class _BatchDialect(SQLiteDialect_pysqlite):
+    """pysqlite, with savepoints sent straight to the driver.
+
+    A batch takes a savepoint for every post. SQLAlchemy builds each one as a statement
+    with a fresh name (sa_savepoint_1, _2, ...), so none is ever found in its compiled
+    cache: compiling and executing SAVEPOINT and RELEASE cost 90 us of the ~360 us a post
+    spent in the locked section (exec_driver_sql still cost 40). SQLAlchemy still tracks
+    the savepoints, so a failed post rolls back alone as before; only the SQL echo, if
+    someone turns it on, leaves them out.
+    """
+
+    supports_statement_cache = True
+
+    def do_savepoint(self, connection: Connection, name: str) -> None:
+        _driver(connection).execute(f"SAVEPOINT {name}")
+
+    def do_rollback_to_savepoint(self, connection: Connection, name: str) -> None:
+        _driver(connection).execute(f"ROLLBACK TO SAVEPOINT {name}")
+
+    def do_release_savepoint(self, connection: Connection, name: str) -> None:
+        _driver(connection).execute(f"RELEASE SAVEPOINT {name}")
+
+
+def _driver(connection: Connection) -> sqlite3.Connection:
+    return cast("sqlite3.Connection", connection.connection.driver_connection)
+
+
+registry.register("sqlite.comments_batch", __name__, "_BatchDialect")
+
+
 def _sync_engine(engine: AsyncEngine, database: str) -> Engine:
     """Synchronous (pysqlite) connections to the same file, for whole transactions run in worker threads.
 
@@ -189,7 +222,7 @@ def _sync_engine(engine: AsyncEngine, database: str) -> Engine:
     gate, one at a time. Closed when the async engine is disposed.
     """
     sync = create_sync_engine(
-        f"sqlite:///{database}",
+        f"sqlite+comments_batch:///{database}",
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     )
     _tune_sqlite(sync)
