@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -142,6 +142,39 @@ class Thread(SQLModel, table=True):
     approved_count: int = Field(default=0)
     version: int = Field(default=1)
     created_at: datetime = _time()
+
+
+class PostedComment(Protocol):
+    """What the answer to a post, its log line and the moderators' notice read of a comment.
+
+    A Comment has all of it; so does the lighter record a new post answers with
+    (submission.service.NewComment), because building the ORM object cost more than storing it.
+    """
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def thread_id(self) -> int: ...
+    @property
+    def parent_id(self) -> int | None: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def status(self) -> CommentStatus: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def author_name(self) -> str: ...
+    @property
+    def author_email(self) -> str: ...
+    @property
+    def author_url(self) -> str | None: ...
+    @property
+    def content_raw(self) -> str: ...
+    @property
+    def content_html(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
 
 
 class Comment(SQLModel, table=True):

@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 import anyio.to_thread
 from sqlmodel import col, select
 
-from comments.models import Comment, CommentStatus, Membership, Site, Thread, User, utcnow
+from comments.models import CommentStatus, Membership, PostedComment, Site, Thread, User, utcnow
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -90,7 +90,7 @@ def sign(secret: str, body: bytes) -> str:
 
 
 async def notify_pending(
-    session: AsyncSession, *, site: Site, comment: Comment, settings: Settings | None = None
+    session: AsyncSession, *, site: Site, comment: PostedComment, settings: Settings | None = None
 ) -> None:
     """Announce a committed pending comment to the site's webhook and moderators (in the background)."""
     if comment.status != CommentStatus.pending or comment.id is None:

@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from comments import sites, threads
 from comments.errors import FieldError, InvalidInput, NotFound
-from comments.models import Comment, CommentStatus, Site, Thread, ThreadAlias
+from comments.models import Comment, CommentStatus, PostedComment, Site, Thread, ThreadAlias
 from comments.widget.schemas import AuthorPublic, CommentPublic, ThreadCounts, ThreadPage, ThreadPublic
 
 if TYPE_CHECKING:
@@ -285,7 +285,7 @@ def encode_cursor(created_at: datetime, ident: int) -> str:
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{ident}".encode()).decode().rstrip("=")
 
 
-def public_comment(comment: Comment) -> CommentPublic:
+def public_comment(comment: PostedComment) -> CommentPublic:
     """What the public may see of one comment (never the email, IP or raw text)."""
     if comment.id is None:
         raise RuntimeError("comment is not stored yet")
