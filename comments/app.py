@@ -5,14 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from advanced_alchemy.extensions.litestar import (
-    SQLAlchemyAsyncConfig,
-    SQLAlchemyPlugin,
-)
 from litestar import Litestar, MediaType, Response, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -22,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from comments import cors, db, headers, maintenance
+from comments import cors, db, headers, maintenance, request_session
 from comments.config import Settings
 from comments.errors import EXCEPTION_HANDLERS
 from comments.export import routes as export
@@ -66,15 +62,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
     engine = db.create_engine(settings)
     state_reader = StateReader(engine, settings)
-    alchemy = SQLAlchemyAsyncConfig(
-        engine_instance=engine,
-        # Our own maker: SQLModel's AsyncSession (with .exec) over SQLModel's Session, expire_on_commit off.
-        session_maker=db.session_maker(engine),
-        before_send_handler="autocommit_include_redirects",
-        session_dependency_key="db_session",
-        engine_dependency_key="db_engine",
-        set_default_exception_handler=False,
-    )
     return Litestar(
         route_handlers=[
             healthz,
@@ -84,14 +71,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *moderation.ROUTES,
             *export.ROUTES,
         ],
-        plugins=[SQLAlchemyPlugin(config=alchemy)],
+        dependencies={
+            "db_session": Provide(request_session.provide_db_session, sync_to_thread=False),
+            "db_engine": Provide(request_session.provide_db_engine, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         # Moderator writes need the `csrftoken` cookie echoed in `x-csrftoken` (or the `_csrf_token` form field);
         # public reader routes and login opt out with opt={"exclude_from_csrf": True}.
         csrf_config=CSRFConfig(
             secret=settings.secret_key, cookie_secure=settings.secure_cookies, exclude_from_csrf_key="exclude_from_csrf"
         ),
-        before_send=[headers.add_security_headers],
+        before_send=[request_session.settle_db_session, headers.add_security_headers],
         middleware=[ReplayUnchanged(state_reader.database_stamp, widget.REPLAYABLE)] if state_reader.has_stamp else [],
         request_max_body_size=MAX_BODY_BYTES,
         on_shutdown=[state_reader.close, engine.dispose],
@@ -99,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State(
             {
                 "settings": settings,
+                "engine": engine,
                 "page_cache": PageCache(),
                 "state_reader": state_reader,
                 # Sessions for handlers that open one only when they need it (the read path's cache misses).

@@ -161,6 +161,13 @@ class UnsafeXML(CommentsError):
     code = "unsafe_xml"
 
 
+class NotStored(CommentsError):
+    """A change the handler made could not be committed: nothing of it is stored."""
+
+    status_code = 503
+    code = "not_stored"
+
+
 def error_body(exc: CommentsError) -> dict[str, Any]:
     """The JSON body of an error, shared by the API handler and the HTML error page."""
     body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event
 from sqlmodel import col, select
@@ -342,7 +341,7 @@ async def test_a_client_that_goes_away_mid_download_leaves_no_connection_behind(
 ) -> None:
     monkeypatch.setattr(service, "EXPORT_BATCH", 1)  # seven batches: the client leaves after the first
     app = create_app(settings)
-    pool = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine().sync_engine.pool
+    pool = app.state.engine.sync_engine.pool
     out: list[Any] = []
     event.listen(pool, "checkout", lambda *_: out.append(1))
     event.listen(pool, "checkin", lambda *_: out.pop())
