@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session, col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -92,6 +93,28 @@ async def test_concurrent_writes_are_each_all_or_nothing(engine: AsyncEngine, se
         f"batch-{n}" for n in range(40) if not (n % 7 and n % 5)
     )
     assert set((await session.exec(select(Site.slug))).all()) == stored
+
+
+def _unstorable(session: Session, _staged: None) -> str:
+    """A write whose COMMIT fails: a foreign key checked only at commit, pointing nowhere."""
+    session.exec(text("PRAGMA defer_foreign_keys = ON"))  # type: ignore[call-overload]
+    session.exec(text("INSERT INTO thread_alias (site_id, key, thread_id) VALUES (1, 'x', 999999)"))  # type: ignore[call-overload]
+    return "written"
+
+
+async def test_a_batch_whose_commit_fails_stores_nothing_and_the_next_batch_goes_through(tmp_path: Path) -> None:
+    settings = make_settings("sqlite", tmp_path)
+    await migrations.upgrade_to_head(settings)
+    engine = db.create_engine(settings)
+    try:
+        async with db.session_maker(engine)() as own:
+            with pytest.raises(IntegrityError):
+                await db.read_then_write(own, _nothing, _unstorable)
+            assert await db.read_then_write(own, _stage("after", fail=False), partial(_add_site, fail=False)) == "after"
+            assert (await own.exec(select(Site.slug))).all() == ["after"]
+            assert (await own.exec(text("SELECT count(*) FROM thread_alias"))).one()[0] == 0  # type: ignore[call-overload]
+    finally:
+        await engine.dispose()
 
 
 async def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path: Path) -> None:
