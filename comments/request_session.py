@@ -72,8 +72,9 @@ async def _settled(session: AsyncSession, *, commit: bool) -> bool:
             await session.commit()
         else:
             await session.rollback()
-    except Exception:
-        log.exception("a request's changes could not be committed; answering 503")
+    except Exception as exc:
+        # The type only: SQLAlchemy's message carries the statement's parameters, and those can be an email.
+        log.error("a request's changes could not be committed (%s); answering 503", type(exc).__name__)
         # A failed COMMIT can leave SQLite's transaction open on the connection, and SQLAlchemy
         # would pool it as it is: the next request's BEGIN would fail. Discard the connection.
         await session.invalidate()
