@@ -163,18 +163,3 @@ async def test_a_queued_write_is_committed_even_when_its_caller_goes_away(tmp_pa
             assert sorted((await session.exec(select(Site.slug))).all()) == ["left-early", "stayed"]
     finally:
         await engine.dispose()
-
-
-async def test_a_session_commits_a_change_made_outside_a_transaction(
-    engine: AsyncEngine, session: AsyncSession
-) -> None:
-    # Request sessions skip commit when no transaction is open. That relies on SQLAlchemy opening
-    # one for any change, including one to an object loaded before the last commit.
-    async with db.session_maker(engine)() as writing:
-        writing.add(Site(slug="added", name="Added"))
-        await writing.commit()
-        site = (await writing.exec(select(Site).where(col(Site.slug) == "added"))).one()
-        await writing.commit()  # ends the read's transaction; the site stays loaded
-        site.name = "Renamed"
-        await writing.commit()
-    assert (await session.exec(select(Site.name).where(col(Site.slug) == "added"))).one() == "Renamed"

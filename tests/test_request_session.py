@@ -68,3 +68,19 @@ async def test_a_commit_that_fails_answers_503_and_stores_nothing(make_client: A
         # The next request gets a working session: nothing of the failed one is left behind.
         assert (await client.post("/test/unstorable")).status_code == 503
     assert (await session.exec(select(Site).where(col(Site.slug) == "unstorable"))).first() is None
+
+
+async def test_any_change_opens_a_transaction(engine: AsyncEngine, session: AsyncSession) -> None:
+    # A request's session with no transaction and no loaded object is left alone when the answer
+    # starts. That is only safe because SQLAlchemy opens a transaction for any add or change,
+    # including a change to an object loaded before the last commit.
+    async with db.session_maker(engine)() as writing:
+        writing.add(Site(slug="added", name="Added"))
+        assert writing.in_transaction()
+        await writing.commit()
+        site = (await writing.exec(select(Site).where(col(Site.slug) == "added"))).one()
+        await writing.commit()
+        assert not writing.in_transaction()
+        site.name = "Renamed"
+        assert writing.in_transaction()
+        await writing.rollback()
