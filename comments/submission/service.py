@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -308,6 +308,7 @@ def _insert(session: Session, admitted: _Admitted, *, settings: Settings, client
 
 _COMMENT: Any = Comment.__table__  # type: ignore[attr-defined]
 _INSERT_COMMENT = sa.insert(_COMMENT).returning(_COMMENT.c.id)
+_NEW_COMMENT_FIELDS = [field.name for field in fields(NewComment) if field.name != "id"]
 _MAKE_ROOT = sa.update(_COMMENT).where(_COMMENT.c.id == sa.bindparam("comment_id")).values(root_id=_COMMENT.c.id)
 
 
@@ -322,20 +323,7 @@ def _insert_comment(session: Session, row: dict[str, Any]) -> NewComment:
     if row["parent_id"] is None:
         # A root is its own root; the id exists only after the insert.
         session.connection().execute(_MAKE_ROOT, {"comment_id": comment_id})
-    return NewComment(
-        id=comment_id,
-        thread_id=row["thread_id"],
-        parent_id=row["parent_id"],
-        depth=row["depth"],
-        status=row["status"],
-        reason=row["reason"],
-        author_name=row["author_name"],
-        author_email=row["author_email"],
-        author_url=row["author_url"],
-        content_raw=row["content_raw"],
-        content_html=row["content_html"],
-        created_at=row["created_at"],
-    )
+    return NewComment(id=comment_id, **{name: row[name] for name in _NEW_COMMENT_FIELDS})
 
 
 def _serialize_thread(session: Session, *, site_id: int, key: str) -> None:
