@@ -6,11 +6,10 @@ import asyncio
 import sqlite3
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session, col, select, update
@@ -21,7 +20,20 @@ from comments.models import Site, ident
 from tests.conftest import make_settings
 from tests.factories import make_site
 
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def sqlite_file(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh, migrated SQLite file of its own, for what only SQLite's batcher does."""
+    settings = make_settings("sqlite", tmp_path)
+    await migrations.upgrade_to_head(settings)
+    engine = db.create_engine(settings)
+    yield engine
+    await engine.dispose()
 
 
 async def test_begin_write_must_come_first(session: AsyncSession) -> None:
@@ -102,26 +114,19 @@ def _unstorable(session: Session, _staged: None) -> str:
     return "written"
 
 
-async def test_a_batch_whose_commit_fails_stores_nothing_and_the_next_batch_goes_through(tmp_path: Path) -> None:
-    settings = make_settings("sqlite", tmp_path)
-    await migrations.upgrade_to_head(settings)
-    engine = db.create_engine(settings)
-    try:
-        async with db.session_maker(engine)() as own:
-            with pytest.raises(IntegrityError):
-                await db.read_then_write(own, _nothing, _unstorable)
-            assert await db.read_then_write(own, _stage("after", fail=False), partial(_add_site, fail=False)) == "after"
-            assert (await own.exec(select(Site.slug))).all() == ["after"]
-            assert (await own.exec(text("SELECT count(*) FROM thread_alias"))).one()[0] == 0  # type: ignore[call-overload]
-    finally:
-        await engine.dispose()
+async def test_a_batch_whose_commit_fails_stores_nothing_and_the_next_batch_goes_through(
+    sqlite_file: AsyncEngine,
+) -> None:
+    async with db.session_maker(sqlite_file)() as own:
+        with pytest.raises(IntegrityError):
+            await db.read_then_write(own, _nothing, _unstorable)
+        assert await db.read_then_write(own, _stage("after", fail=False), partial(_add_site, fail=False)) == "after"
+        assert (await own.exec(select(Site.slug))).all() == ["after"]
+        assert (await own.exec(text("SELECT count(*) FROM thread_alias"))).one()[0] == 0  # type: ignore[call-overload]
 
 
-async def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path: Path) -> None:
-    settings = make_settings("sqlite", tmp_path)
-    await migrations.upgrade_to_head(settings)
-    engine = db.create_engine(settings)
-    path = make_url(settings.resolved_database_url).database
+async def test_sqlite_write_transactions_take_the_write_lock_up_front(sqlite_file: AsyncEngine) -> None:
+    path = sqlite_file.url.database
 
     def other_writer_can_start(sync: Session, _staged: None) -> bool:
         sync.connection()  # the transaction begins, before any statement of ours
@@ -136,30 +141,22 @@ async def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path: 
         finally:
             other.close()
 
-    try:
-        async with db.session_maker(engine)() as session:
-            assert await db.read_then_write(session, _nothing, other_writer_can_start) is False
-    finally:
-        await engine.dispose()
+    async with db.session_maker(sqlite_file)() as session:
+        assert await db.read_then_write(session, _nothing, other_writer_can_start) is False
 
 
-async def test_a_queued_write_is_committed_even_when_its_caller_goes_away(tmp_path: Path) -> None:
+async def test_a_queued_write_is_committed_even_when_its_caller_goes_away(sqlite_file: AsyncEngine) -> None:
     """A reader whose connection drops while the post waits in a batch still has it stored (SQLite)."""
-    settings = make_settings("sqlite", tmp_path)
-    await migrations.upgrade_to_head(settings)
-    engine = db.create_engine(settings)
-    try:
-        async with db.session_maker(engine)() as session, db.session_maker(engine)() as other:
-            add = partial(_add_site, fail=False)
-            caller = asyncio.create_task(db.read_then_write(session, _stage("left-early", fail=False), add))
-            stayed = asyncio.create_task(db.read_then_write(other, _stage("stayed", fail=False), add))
-            await asyncio.sleep(0)  # both queued in this process's batch
-            caller.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await caller
-            # The batch goes on: the other writer gets its answer, and both rows are stored.
-            assert await asyncio.wait_for(stayed, timeout=10) == "stayed"
-        async with db.session_maker(engine)() as session:
-            assert sorted((await session.exec(select(Site.slug))).all()) == ["left-early", "stayed"]
-    finally:
-        await engine.dispose()
+    sessions = db.session_maker(sqlite_file)
+    async with sessions() as session, sessions() as other:
+        add = partial(_add_site, fail=False)
+        caller = asyncio.create_task(db.read_then_write(session, _stage("left-early", fail=False), add))
+        stayed = asyncio.create_task(db.read_then_write(other, _stage("stayed", fail=False), add))
+        await asyncio.sleep(0)  # both queued in this process's batch
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        # The batch goes on: the other writer gets its answer, and both rows are stored.
+        assert await asyncio.wait_for(stayed, timeout=10) == "stayed"
+    async with sessions() as session:
+        assert sorted((await session.exec(select(Site.slug))).all()) == ["left-early", "stayed"]
